@@ -1,0 +1,22 @@
+"""Tokenizers: text -> token ids, one per module, all with the same interface.
+
+`train(text, vocab_size=None)`, `encode(text) -> list[int]`, `decode(ids) -> str`,
+`vocab_size`, `id_to_token(i)`, `save(path)` / `load(path)`.
+"""
+
+from mllm_core.tokenizers.base import Tokenizer, load_tokenizer
+from mllm_core.tokenizers.char import CharTokenizer
+
+__all__ = ["CharTokenizer", "Tokenizer", "load_tokenizer"]
+
+
+def __getattr__(name):  # the word and BPE tokenizers load on first use
+    if name == "WordTokenizer":
+        from mllm_core.tokenizers.word import WordTokenizer
+
+        return WordTokenizer
+    if name == "BPETokenizer":
+        from mllm_core.tokenizers.bpe import BPETokenizer
+
+        return BPETokenizer
+    raise AttributeError(name)

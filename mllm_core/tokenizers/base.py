@@ -1,0 +1,85 @@
+"""The interface every tokenizer shares, and its versioned save format.
+
+A saved tokenizer is a JSON file (`kind`, `version`, the tokenizer's own `state`) plus a
+readable companion `.vocab` file with one token per line, for people rather than programs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+FORMAT_VERSION = 1
+
+
+class Tokenizer:
+    """Base class: subclasses implement `train`, `encode`, `decode`, `id_to_token` and the state."""
+
+    kind: ClassVar[str] = "base"
+
+    def train(self, text: str, vocab_size: int | None = None) -> Tokenizer:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def decode(self, ids: list[int]) -> str:
+        raise NotImplementedError
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    def id_to_token(self, i: int) -> str:
+        raise NotImplementedError
+
+    def tokens(self, text: str) -> list[str]:
+        """The text of each token of `encode(text)`, for display."""
+        return [self.id_to_token(i) for i in self.encode(text)]
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
+        """Write `path` (JSON) and `path` with suffix `.vocab` (one readable token per line)."""
+        path = Path(path)
+        payload = {"kind": self.kind, "version": FORMAT_VERSION, "state": self.get_state()}
+        path.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+        lines = (f"{i}\t{self.id_to_token(i)!r}" for i in range(self.vocab_size))
+        path.with_suffix(".vocab").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tokenizer:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        if payload.get("version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported tokenizer file version {payload.get('version')!r}")
+        if cls.kind != "base" and payload.get("kind") != cls.kind:
+            raise ValueError(f"{path} holds a {payload.get('kind')} tokenizer, not a {cls.kind} one")
+        tok = cls() if cls.kind != "base" else _KINDS[payload["kind"]]()
+        tok.set_state(payload["state"])
+        return tok
+
+
+_KINDS: dict[str, type[Tokenizer]] = {}
+
+
+def register(cls: type[Tokenizer]) -> type[Tokenizer]:
+    """Class decorator: lets `load_tokenizer` find a tokenizer class by its `kind`."""
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """Load any saved tokenizer, whatever its kind."""
+    import mllm_core.tokenizers.bpe  # noqa: F401  (registers the kinds)
+    import mllm_core.tokenizers.char  # noqa: F401
+    import mllm_core.tokenizers.word  # noqa: F401
+
+    return Tokenizer.load(path)

@@ -1,0 +1,490 @@
+"""The background trainer every lab shares.
+
+A `TrainingJob` runs one training loop (`target(ctx)`) in its own thread. The loop talks to
+the outside world only through its `TrainContext`: it asks `ctx.should_stop()`, blocks in
+`ctx.wait_if_paused()`, and publishes progress with `ctx.report(loss=...)`. Readers (a
+Streamlit page, a notebook, a test) call `job.snapshot()`, which returns an immutable copy
+taken under the job's lock, so a page can never see a half-written metric history.
+
+Process-wide rules live in one `JobManager` (the module's `MANAGER`):
+- at most `max_running` jobs train at once (default sized for a 2-core host); the others wait
+  in state ``queued``;
+- every job is stopped and joined before the interpreter shuts down, because a torch thread
+  alive at interpreter shutdown aborts the process;
+- `shared_job(key, target)` trains a result once per process for every caller that asks with
+  the same key (the labs' default models in a classroom).
+
+This module never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+QUEUED, RUNNING, PAUSED, DONE, FAILED, STOPPED = "queued", "running", "paused", "done", "failed", "stopped"
+FINISHED_STATES = frozenset({DONE, FAILED, STOPPED})
+
+
+class JobStopped(Exception):
+    """Raised inside a training loop by `ctx.check()` when the job was asked to stop."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices and threads
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Map "auto" | "cpu" | "cuda" | "mps" to a device torch can use, falling back to CPU.
+
+    >>> resolve_device("cpu")
+    'cpu'
+    """
+    import torch
+
+    if device not in ("auto", "cpu", "cuda", "mps"):
+        raise ValueError(f"device must be auto, cpu, cuda or mps, not {device!r}")
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if device in ("auto", "mps") and mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def describe_device(device: str = "auto") -> str:
+    """A one-line human description, e.g. "CPU (2 threads)" or "CUDA: NVIDIA H100"."""
+    import torch
+
+    dev = resolve_device(device)
+    if dev == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(0)}"
+    if dev == "mps":
+        return "MPS (Apple GPU)"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+_threads_configured = threading.Event()
+
+
+def configure_torch_threads(n: int | None = None) -> int:
+    """Set torch's intra-op thread count once per process and return it.
+
+    Shared hosts (Streamlit Community Cloud gives 0.078-2 CPUs) suffer from oversubscription,
+    so the default is the number of cores, capped at 4; `MLLM_TORCH_THREADS` overrides it.
+    Later calls are no-ops, so every lab can call it safely.
+    """
+    import torch
+
+    if _threads_configured.is_set():
+        return torch.get_num_threads()
+    if n is None:
+        n = int(os.environ.get("MLLM_TORCH_THREADS", "0")) or min(os.cpu_count() or 1, 4)
+    torch.set_num_threads(max(1, n))
+    _threads_configured.set()
+    return torch.get_num_threads()
+
+
+def warm_up_torch() -> None:
+    """Pay torch's lazy one-off costs now, e.g. at app start, rather than on the first click.
+
+    The first optimizer creation imports `torch._dynamo` (3-10 s on a small CPU); a page that
+    trains would otherwise freeze on its first "Train" click.
+    """
+    import torch
+
+    configure_torch_threads()
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=0.1)
+    p.sum().backward()
+    opt.step()
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshot and context
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """An immutable copy of a job's progress, safe to read from any thread."""
+
+    name: str
+    state: str  # queued | running | paused | done | failed | stopped
+    step: int  # number of reports so far (or the last explicit step)
+    total_steps: int | None  # known length of the run, for progress and ETA
+    elapsed: float  # seconds spent running (paused and queued time excluded)
+    eta: float | None  # seconds left, when total_steps is known and progress was made
+    error: str | None  # the exception message when state == "failed"
+    history: dict[str, list[tuple[int, float]]]  # metric -> [(step, value), ...]
+    artifacts: dict[str, Any]  # latest published non-metric values (samples, checkpoints)
+    device: str
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+    @property
+    def progress(self) -> float | None:
+        """Fraction done in [0, 1] when the length of the run is known."""
+        if self.state == DONE:
+            return 1.0
+        if not self.total_steps:
+            return None
+        return min(1.0, self.step / self.total_steps)
+
+    def latest(self, metric: str) -> float | None:
+        """The last reported value of `metric`, or None."""
+        values = self.history.get(metric)
+        return values[-1][1] if values else None
+
+
+class TrainContext:
+    """What a training loop sees of its job: stop/pause checks and a progress channel."""
+
+    def __init__(self, job: TrainingJob):
+        self._job = job
+
+    @property
+    def device(self) -> str:
+        """The torch device string the loop should put its tensors on."""
+        return self._job.device
+
+    def should_stop(self) -> bool:
+        """True once `stop()` was called: the loop should return soon."""
+        return self._job._stop.is_set()
+
+    def wait_if_paused(self) -> None:
+        """Block while the job is paused (returns at once when stopping)."""
+        self._job._wait_while_paused()
+
+    def check(self) -> None:
+        """`wait_if_paused()` then raise `JobStopped` if stopping: one call per step."""
+        self.wait_if_paused()
+        if self.should_stop():
+            raise JobStopped
+
+    def set_total(self, total_steps: int) -> None:
+        """Declare how many steps the run will take (enables progress and ETA)."""
+        with self._job._lock:
+            self._job._total_steps = int(total_steps)
+
+    def report(self, step: int | None = None, **metrics: float) -> None:
+        """Append metrics to the history; `step` defaults to the previous step + 1."""
+        self._job._report(step, metrics)
+
+    def publish(self, **artifacts: Any) -> None:
+        """Replace named non-metric values readers may want (a sample text, a model copy)."""
+        with self._job._lock:
+            self._job._artifacts.update(artifacts)
+
+
+# ---------------------------------------------------------------------------------------------
+# The job
+
+
+class TrainingJob:
+    """One training loop running in a background thread.
+
+    >>> def loop(ctx):
+    ...     ctx.set_total(3)
+    ...     for i in range(3):
+    ...         ctx.check()
+    ...         ctx.report(loss=1.0 / (i + 1))
+    ...     return "trained"
+    >>> job = TrainingJob(loop).start()
+    >>> job.join(5)
+    True
+    >>> job.snapshot().state, job.result, job.snapshot().latest("loss")
+    ('done', 'trained', 0.3333333333333333)
+    """
+
+    def __init__(
+        self,
+        target: Callable[[TrainContext], Any],
+        *,
+        name: str = "job",
+        device: str = "auto",
+        total_steps: int | None = None,
+        manager: JobManager | None = None,
+    ):
+        self.target = target
+        self.name = name
+        self.requested_device = device
+        self.device = "cpu"  # resolved when the job starts, so construction never imports torch
+        self.result: Any = None
+        self._manager = manager or MANAGER
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._unpaused = threading.Event()
+        self._unpaused.set()
+        self._thread: threading.Thread | None = None
+        self._state = QUEUED
+        self._step = 0
+        self._total_steps = total_steps
+        self._error: str | None = None
+        self._history: dict[str, list[tuple[int, float]]] = {}
+        self._artifacts: dict[str, Any] = {}
+        self._run_time = 0.0  # seconds spent running before the current running stretch
+        self._running_since: float | None = None
+
+    # -- control (any thread) ------------------------------------------------------------------
+
+    def start(self) -> TrainingJob:
+        """Start the thread (the job waits as "queued" while the manager is at capacity)."""
+        if self._thread is not None:
+            raise RuntimeError("a job can only be started once")
+        self._manager._register(self)
+        self._thread = threading.Thread(target=self._run, name=f"mllm-{self.name}", daemon=False)
+        self._thread.start()
+        return self
+
+    def pause(self) -> None:
+        with self._lock:
+            if self._state == RUNNING:
+                self._unpaused.clear()
+                self._set_state(PAUSED)
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._state == PAUSED:
+                self._set_state(RUNNING)
+            self._unpaused.set()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Ask the loop to stop and join it; True when the thread has ended."""
+        self._stop.set()
+        self._unpaused.set()  # a paused loop must wake up to see the stop
+        return self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is None:
+            return True
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            elapsed = self._elapsed()
+            eta = None
+            if self._total_steps and self._step > 0 and self._state in (RUNNING, PAUSED):
+                eta = elapsed / self._step * max(0, self._total_steps - self._step)
+            return JobSnapshot(
+                name=self.name,
+                state=self._state,
+                step=self._step,
+                total_steps=self._total_steps,
+                elapsed=elapsed,
+                eta=eta,
+                error=self._error,
+                history={k: list(v) for k, v in self._history.items()},
+                artifacts=dict(self._artifacts),
+                device=self.device,
+            )
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _elapsed(self) -> float:
+        running = time.perf_counter() - self._running_since if self._running_since is not None else 0.0
+        return self._run_time + running
+
+    def _set_state(self, state: str) -> None:
+        # Called with the lock held; keeps the running clock in step with the state.
+        now = time.perf_counter()
+        if self._running_since is not None:
+            self._run_time += now - self._running_since
+            self._running_since = None
+        if state == RUNNING:
+            self._running_since = now
+        self._state = state
+
+    def _wait_while_paused(self) -> None:
+        while not self._unpaused.wait(0.1):
+            if self._stop.is_set():
+                return
+
+    def _report(self, step: int | None, metrics: dict[str, float]) -> None:
+        with self._lock:
+            self._step = self._step + 1 if step is None else int(step)
+            for key, value in metrics.items():
+                self._history.setdefault(key, []).append((self._step, float(value)))
+
+    def _run(self) -> None:
+        if not self._manager._acquire_slot(self._stop):
+            with self._lock:
+                self._set_state(STOPPED)
+            return
+        try:
+            configure_torch_threads()
+            self.device = resolve_device(self.requested_device)
+            with self._lock:
+                self._set_state(PAUSED if not self._unpaused.is_set() else RUNNING)
+            result = self.target(TrainContext(self))
+            with self._lock:
+                self.result = result
+                self._set_state(STOPPED if self._stop.is_set() else DONE)
+        except JobStopped:
+            with self._lock:
+                self._set_state(STOPPED)
+        except Exception as exc:  # the page shows the message, never a traceback
+            with self._lock:
+                self._error = f"{type(exc).__name__}: {exc}"
+                self._set_state(FAILED)
+        finally:
+            self._manager._release_slot()
+
+
+# ---------------------------------------------------------------------------------------------
+# Process-wide manager
+
+
+class JobManager:
+    """Caps concurrently running jobs and stops every job before the interpreter exits."""
+
+    def __init__(self, max_running: int | None = None):
+        if max_running is None:
+            max_running = int(os.environ.get("MLLM_MAX_JOBS", "0")) or max(1, min(os.cpu_count() or 1, 2))
+        self.max_running = max_running
+        self._cond = threading.Condition()
+        self._running = 0
+        self._jobs: list[TrainingJob] = []
+        self._shared: dict[Hashable, TrainingJob] = {}
+        self._exit_hook_installed = False
+
+    def set_max_running(self, n: int) -> None:
+        if n < 1:
+            raise ValueError("max_running must be at least 1")
+        with self._cond:
+            self.max_running = n
+            self._cond.notify_all()
+
+    @property
+    def running(self) -> int:
+        with self._cond:
+            return self._running
+
+    def jobs(self) -> list[TrainingJob]:
+        """Jobs still alive (queued, running or paused)."""
+        with self._cond:
+            self._jobs = [j for j in self._jobs if j.alive or j._thread is None]
+            return list(self._jobs)
+
+    def shared_job(
+        self, key: Hashable, make_target: Callable[[], Callable[[TrainContext], Any]], **kwargs
+    ) -> TrainingJob:
+        """Return the one job for `key` (e.g. ("ngram", config, corpus)), starting it if needed.
+
+        Every session asking with the same key gets the same job, so a result every session
+        would compute identically is trained once per process. A failed or stopped job is
+        replaced on the next request.
+        """
+        with self._cond:
+            job = self._shared.get(key)
+            if job is not None and job.snapshot().state not in (FAILED, STOPPED):
+                return job
+            job = TrainingJob(make_target(), manager=self, **kwargs)
+            self._shared[key] = job
+        return job.start()
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Stop and join every job; called before interpreter shutdown."""
+        jobs = self.jobs()
+        for job in jobs:
+            job._stop.set()
+            job._unpaused.set()
+        with self._cond:
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for job in jobs:
+            job.join(max(0.0, deadline - time.monotonic()))
+
+    def _register(self, job: TrainingJob) -> None:
+        with self._cond:
+            self._jobs.append(job)
+            if not self._exit_hook_installed:
+                _install_exit_hook(self)
+                self._exit_hook_installed = True
+
+    def _acquire_slot(self, stop: threading.Event) -> bool:
+        with self._cond:
+            while self._running >= self.max_running:
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.1)
+            if stop.is_set():
+                return False
+            self._running += 1
+            return True
+
+    def _release_slot(self) -> None:
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
+
+
+def _install_exit_hook(manager: JobManager) -> None:
+    # threading._register_atexit runs before the interpreter joins non-daemon threads (it is
+    # what concurrent.futures uses), so loops get their stop signal and the join is quick.
+    # Plain atexit would run only after that join, i.e. never for a loop that runs forever.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(manager.stop_all)
+    else:  # pragma: no cover - other interpreters
+        import atexit
+
+        atexit.register(manager.stop_all)
+
+
+MANAGER = JobManager()
+
+
+def shared_job(key: Hashable, make_target: Callable[[], Callable[[TrainContext], Any]], **kwargs) -> TrainingJob:
+    """`MANAGER.shared_job`: train once per process for every caller with the same key."""
+    return MANAGER.shared_job(key, make_target, **kwargs)
+
+
+def run_sync(target: Callable[[TrainContext], Any], **kwargs) -> Any:
+    """Run a training loop in the calling thread's stead and return its result (for scripts).
+
+    Raises RuntimeError with the loop's message when it failed.
+    """
+    job = TrainingJob(target, **kwargs).start()
+    try:
+        job.join()
+    finally:
+        job.stop()
+    snap = job.snapshot()
+    if snap.state == FAILED:
+        raise RuntimeError(snap.error)
+    return job.result
+
+
+__all__ = [
+    "DONE",
+    "FAILED",
+    "FINISHED_STATES",
+    "MANAGER",
+    "PAUSED",
+    "QUEUED",
+    "RUNNING",
+    "STOPPED",
+    "JobManager",
+    "JobSnapshot",
+    "JobStopped",
+    "TrainContext",
+    "TrainingJob",
+    "configure_torch_threads",
+    "describe_device",
+    "resolve_device",
+    "run_sync",
+    "shared_job",
+    "warm_up_torch",
+]

@@ -1,0 +1,35 @@
+"""Shared test setup: one torch thread per test process and no job left running after a test."""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("MLLM_TORCH_THREADS", "1")
+os.environ.setdefault("MLLM_CACHE_DIR", "/nonexistent-mllm-cache")  # tests never read a real cache
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+from mllm_core import training  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_jobs():
+    """Fail a test that leaves a training thread alive, after stopping it.
+
+    Shared jobs (trained once per process for every session) may outlive a page test by
+    design; they are stopped too, but not counted as leftovers.
+    """
+    yield
+    shared = {id(job) for job in training.MANAGER._shared.values()}
+    alive = [job.name for job in training.MANAGER.jobs() if job.alive and id(job) not in shared]
+    training.MANAGER.stop_all(timeout=30)
+    assert not alive, f"test left training jobs running: {alive}"
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
