@@ -1,0 +1,20 @@
+"""LLM Playground: `streamlit run app.py`.
+
+The entry point: navigation over the lab pages (listed explicitly in `ui.pages.LABS`), the
+sidebar's device and job status, and torch's one-off warm-up in the background.
+"""
+
+import streamlit as st
+
+from ui.common import sidebar_status, warm_up
+from ui.pages import LABS
+
+st.set_page_config(page_title="LLM Playground", page_icon="🧪", layout="wide")
+
+home = st.Page("pages/home.py", title="Home", icon="🏠", default=True)
+labs = [st.Page(lab.path, title=lab.title, icon=lab.icon) for lab in LABS]
+page = st.navigation({"Start": [home], "Labs": labs})
+
+warm_up()
+sidebar_status()
+page.run()

@@ -1,0 +1,27 @@
+"""Home: the journey from counting to attention, with a link to every lab."""
+
+import streamlit as st
+
+from ui.pages import LABS
+
+st.title("🧪 LLM Playground")
+st.markdown(
+    "Train and poke **real language models**, live, in your browser. Each lab takes one idea further than the "
+    "last — follow them in order, or jump straight to the one your class is on. Every default works offline on "
+    "an embedded Wikipedia sample; presets reproduce the classic results in a few clicks."
+)
+st.markdown(" → ".join(f"**{lab.step}**" for lab in LABS))
+
+for i, lab in enumerate(LABS, start=1):
+    with st.container(border=True):
+        left, right = st.columns([3, 1], vertical_alignment="center")
+        left.markdown(f"**{i}. {lab.step}** — {lab.blurb}")
+        with right:
+            st.page_link(lab.path, label=f"Open {lab.title}", icon=lab.icon)
+
+with st.expander("How this app trains models"):
+    st.markdown(
+        "Training runs in background threads, so pages stay responsive: start, pause, resume or stop any run, and "
+        "watch the loss live. Closing the tab stops your session's training. Default models that every visitor "
+        "would train the same way are trained once per server and shared, so a class of 30 does not train 30 copies."
+    )

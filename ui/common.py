@@ -1,0 +1,420 @@
+"""The Streamlit pieces every lab page shares, written once.
+
+- `guard()`: turns an exception into a clear `st.error` (never a traceback).
+- `page_header()`: the title and the one-paragraph "what you will see" of a lab.
+- `corpus_picker()`: embedded / online / uploaded text, with progress and offline messages.
+- Session-owned training jobs: `start_job`, `get_job`, `training_controls`, `live`. A session's
+  jobs live in a session-scoped resource cache whose release stops them, so closing the tab
+  stops the training.
+- `loss_chart()`, `sampling_controls()`, `download_*()`, and the session's model registry
+  (`register_model` / `session_models`) through which labs hand trained models to Generation.
+
+Widgets take a key prefix (`tok`, `ng`, `emb`, `rnn`, `att`, `gen`) so keys never collide across
+pages; settings people would share are bound to the URL's query parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from mllm_core import corpora, training
+from mllm_core.training import JobSnapshot, TrainingJob
+
+# ---------------------------------------------------------------------------------------------
+# Errors and headers
+
+
+@contextmanager
+def guard(action: str = "That") -> Iterator[None]:
+    """Show an exception from the engine as `st.error` instead of a traceback.
+
+    ValueErrors carry messages written for the user (bad input), so they are shown as they
+    are; anything else is reported as a bug with its type. Streamlit's own control-flow
+    exceptions (rerun, stop) are BaseExceptions and pass through.
+    """
+    try:
+        yield
+    except (ValueError, KeyError, corpora.CorpusError) as exc:
+        st.error(str(exc).strip("'\""), icon="⚠️")
+    except Exception as exc:
+        st.error(f"{action} failed: {type(exc).__name__}: {exc}", icon="🛑")
+
+
+def page_header(title: str, intro: str, icon: str = "") -> None:
+    st.title(f"{icon} {title}".strip())
+    st.markdown(intro)
+
+
+# ---------------------------------------------------------------------------------------------
+# Corpora
+
+
+@st.cache_resource(show_spinner="Loading the corpus (once per server)…")
+def load_corpus(name: str) -> corpora.Corpus:
+    """Embedded and cached online corpora, parsed once per process for every session."""
+    return corpora.load(name)
+
+
+def _download_with_progress(name: str) -> None:
+    bar = st.progress(0.0, text=f"Downloading {name}…")
+
+    def progress(done: int, total: int | None) -> None:
+        fraction = min(1.0, done / total) if total else 0.0
+        bar.progress(
+            fraction, text=f"Downloading {name}: {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else "")
+        )
+
+    corpora.load_online(name, progress)
+    bar.empty()
+
+
+UPLOAD = "upload"
+TYPED = "typed"
+
+
+def corpus_picker(
+    prefix: str,
+    label: str = "Corpus",
+    default: str = corpora.DEFAULT,
+    allow_upload: bool = True,
+    allow_online: bool = True,
+    allow_typed: bool = False,
+    typed_default: str = "",
+    container: Any = None,
+) -> corpora.Corpus | None:
+    """A corpus selector; returns the chosen `Corpus`, or None after showing why it can't be used."""
+    where = container or st
+    options = corpora.embedded_names() + (list(corpora.ONLINE) if allow_online else [])
+    options += [UPLOAD] if allow_upload else []
+    options += [TYPED] if allow_typed else []
+
+    def describe(name: str) -> str:
+        if name == UPLOAD:
+            return "Upload a .txt file"
+        if name == TYPED:
+            return "Type your own text"
+        suffix = " (online)" if name in corpora.ONLINE else ""
+        return f"{name}{suffix}"
+
+    choice = where.selectbox(
+        label,
+        options,
+        index=options.index(default) if default in options else 0,
+        format_func=describe,
+        key=f"{prefix}_corpus",
+        bind="query-params",
+        help="Embedded corpora work offline; online ones are downloaded once and cached.",
+    )
+    if choice == TYPED:
+        text = where.text_area("Your text", typed_default, key=f"{prefix}_text", height=120)
+        with guard("Reading the text"):
+            return corpora.from_text(text)
+        return None
+    if choice == UPLOAD:
+        file = where.file_uploader("A UTF-8 .txt file", type=["txt"], key=f"{prefix}_upload")
+        if file is None:
+            where.info("Choose a .txt file to train on.")
+            return None
+        with guard("Reading the upload"):
+            return corpora.from_upload(file.getvalue(), file.name)
+        return None
+    if choice in corpora.ONLINE:
+        where.caption(corpora.describe(choice))
+        if not corpora.is_cached(choice):
+            with guard("The download"):
+                _download_with_progress(choice)
+            if not corpora.is_cached(choice):
+                return None
+    with guard("Loading the corpus"):
+        corpus = load_corpus(choice)
+        where.caption(f"{corpus.description} · {corpus.n_words:,} words · {len(corpus.text):,} characters")
+        return corpus
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Session-owned jobs
+
+
+def _stop_jobs(jobs: dict[str, TrainingJob]) -> None:
+    """on_release of the session cache: the tab closed, stop what it was training."""
+    for job in list(jobs.values()):
+        job.stop(timeout=5)
+
+
+@st.cache_resource(scope="session", on_release=_stop_jobs, show_spinner=False)
+def session_jobs() -> dict[str, TrainingJob]:
+    """This session's jobs by slot name (one job per slot); released when the tab closes."""
+    return {}
+
+
+def get_job(slot: str) -> TrainingJob | None:
+    return session_jobs().get(slot)
+
+
+def start_job(slot: str, target: Callable[[training.TrainContext], Any], **job_kwargs: Any) -> TrainingJob:
+    """Stop the slot's previous job (if any) and start `target` in its place."""
+    jobs = session_jobs()
+    previous = jobs.pop(slot, None)
+    if previous is not None:
+        previous.stop(timeout=10)
+    job = TrainingJob(target, name=slot, **job_kwargs).start()
+    jobs[slot] = job
+    return job
+
+
+def training_controls(
+    slot: str,
+    make_target: Callable[[], Callable[[training.TrainContext], Any]],
+    label: str = "Train",
+    disabled: bool = False,
+    **job_kwargs: Any,
+) -> TrainingJob | None:
+    """Train / Pause / Resume / Stop buttons for the job in `slot`; returns that job (or None).
+
+    `make_target()` is called only when the user clicks Train, so building the training loop
+    (tokenising a corpus, say) costs nothing on an ordinary rerun.
+    """
+    job = get_job(slot)
+    state = job.snapshot().state if job else None
+    active = state in (training.QUEUED, training.RUNNING, training.PAUSED)
+    c1, c2, c3 = st.columns(3)
+    if c1.button(
+        label if not job else f"Re-{label.lower()}",
+        key=f"{slot}_start",
+        type="primary",
+        disabled=disabled,
+        width="stretch",
+    ):
+        with guard("Starting the training"):
+            job = start_job(slot, make_target(), **job_kwargs)
+            active = True
+            state = training.RUNNING
+    if state == training.PAUSED:
+        if c2.button("Resume", key=f"{slot}_resume", width="stretch"):
+            job.resume()
+    elif c2.button("Pause", key=f"{slot}_pause", disabled=not active, width="stretch"):
+        job.pause()
+    if c3.button("Stop", key=f"{slot}_stop", disabled=not active, width="stretch"):
+        job.stop(timeout=10)
+    return job
+
+
+def _fmt_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
+
+
+def job_status(snap: JobSnapshot) -> None:
+    """A progress bar with state, step, elapsed time and ETA; the error if the job failed."""
+    parts = [
+        snap.state,
+        f"step {snap.step:,}" + (f" / {snap.total_steps:,}" if snap.total_steps else ""),
+        f"{_fmt_seconds(snap.elapsed)} elapsed",
+    ]
+    if snap.eta is not None:
+        parts.append(f"ETA {_fmt_seconds(snap.eta)}")
+    text = " · ".join(parts)
+    if snap.progress is not None:
+        st.progress(snap.progress, text=text)
+    else:
+        st.caption(text)
+    if snap.state == training.FAILED:
+        st.error(f"Training failed: {snap.error}", icon="🛑")
+
+
+def live(job: TrainingJob | None, render: Callable[[JobSnapshot], None], every: float = 1.0) -> None:
+    """Draw `render(snapshot)` under the job's status, refreshing every `every` seconds while it
+    trains; polling stops once the job has finished (one last full rerun draws the results).
+    """
+    if job is None:
+        return
+    polling = not job.snapshot().finished
+
+    @st.fragment(run_every=every if polling else None)
+    def view() -> None:
+        snap = job.snapshot()
+        job_status(snap)
+        render(snap)
+        if polling and snap.finished:
+            st.rerun()
+
+    view()
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts
+
+
+def loss_chart(
+    snap: JobSnapshot,
+    metrics: tuple[str, ...] = ("loss",),
+    title: str = "Loss",
+    log_y: bool = False,
+    x_title: str = "step",
+) -> go.Figure:
+    """A line per metric from the snapshot's history."""
+    fig = go.Figure()
+    for metric in metrics:
+        points = snap.history.get(metric, [])
+        if points:
+            xs, ys = zip(*points, strict=True)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=metric))
+    fig.update_layout(
+        title=title,
+        xaxis_title=x_title,
+        height=320,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", y=-0.25),
+    )
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling controls
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float  # > 0; 1 = the model's own distribution
+    top_k: int | None  # keep the k most likely tokens (None = all)
+    top_p: float | None  # keep the smallest set with this much probability (None = all)
+    greedy: bool  # always take the most likely token
+    seed: int | None  # None = a fresh draw every time
+    max_new_tokens: int
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of `mllm_core.sampling.generate` (minus model and prompt)."""
+        return dict(
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            greedy=self.greedy,
+            seed=self.seed,
+            max_new_tokens=self.max_new_tokens,
+        )
+
+
+def sampling_controls(
+    prefix: str, max_new_tokens: int = 200, max_limit: int = 2000, container: Any = None
+) -> SamplingSettings:
+    """The same temperature / top-k / top-p / greedy / seed / length controls on every page."""
+    where = container or st
+    c1, c2, c3 = where.columns(3)
+    temperature = c1.slider(
+        "Temperature",
+        0.05,
+        2.0,
+        1.0,
+        0.05,
+        key=f"{prefix}_temp",
+        bind="query-params",
+        help="Divide the logits by T: < 1 sharpens, > 1 flattens.",
+    )
+    top_k = c2.number_input(
+        "Top-k (0 = off)",
+        0,
+        100_000,
+        0,
+        key=f"{prefix}_topk",
+        bind="query-params",
+        help="Keep only the k most likely tokens.",
+    )
+    top_p = c3.slider(
+        "Top-p",
+        0.05,
+        1.0,
+        1.0,
+        0.05,
+        key=f"{prefix}_topp",
+        bind="query-params",
+        help="Keep the smallest set of tokens whose probability reaches p.",
+    )
+    c4, c5, c6 = where.columns(3)
+    length = c4.number_input(
+        "Tokens to generate", 1, max_limit, max_new_tokens, key=f"{prefix}_len", bind="query-params"
+    )
+    seed = c5.number_input("Seed (-1 = random)", -1, 2**31 - 1, 0, key=f"{prefix}_seed", bind="query-params")
+    greedy = c6.toggle("Greedy (argmax)", False, key=f"{prefix}_greedy", bind="query-params")
+    return SamplingSettings(
+        temperature=float(temperature),
+        top_k=int(top_k) or None,
+        top_p=None if top_p >= 1.0 else float(top_p),
+        greedy=bool(greedy),
+        seed=None if seed < 0 else int(seed),
+        max_new_tokens=int(length),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloads
+
+
+def download_text(label: str, text: str, file_name: str, mime: str = "text/plain", key: str | None = None) -> None:
+    st.download_button(
+        label,
+        text.encode("utf-8"),
+        file_name=file_name,
+        mime=mime,
+        key=key or f"dl_{file_name}",
+        icon=":material/download:",
+    )
+
+
+def download_json(label: str, obj: Any, file_name: str, key: str | None = None) -> None:
+    download_text(label, json.dumps(obj, ensure_ascii=False, indent=1), file_name, "application/json", key)
+
+
+def download_csv(label: str, frame: Any, file_name: str, key: str | None = None) -> None:
+    """`frame` is a pandas DataFrame."""
+    download_text(label, frame.to_csv(index=False), file_name, "text/csv", key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models trained in this session, handed from the labs to the Generation page
+
+_MODELS_KEY = "_mllm_models"
+
+
+def register_model(name: str, model: Any) -> None:
+    """Offer a trained `TextLM` to the Generation lab under `name` (replaces a namesake)."""
+    st.session_state.setdefault(_MODELS_KEY, {})[name] = model
+
+
+def session_models() -> dict[str, Any]:
+    """{name: TextLM} registered by this session's labs."""
+    return dict(st.session_state.get(_MODELS_KEY, {}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sidebar
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> TrainingJob:
+    """Once per process: pay torch's lazy start-up costs in the background (see training.warm_up_torch)."""
+    return TrainingJob(lambda ctx: training.warm_up_torch(), name="warm-up").start()
+
+
+def sidebar_status() -> None:
+    """The compute device and this session's background jobs."""
+    with st.sidebar:
+        st.caption(f"Compute: {training.describe_device()}")
+        jobs = session_jobs()
+        if not jobs:
+            st.caption("No training jobs in this session.")
+            return
+        st.caption("This session's jobs:")
+        for slot, job in jobs.items():
+            snap = job.snapshot()
+            eta = f", ETA {_fmt_seconds(snap.eta)}" if snap.eta is not None else ""
+            st.caption(f"• {slot}: {snap.state}, step {snap.step:,}{eta}")

@@ -1,0 +1,60 @@
+"""The lab pages, in the order of the journey; app.py and the home page both read this list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Lab:
+    path: str  # the page file, relative to the repository root
+    title: str
+    icon: str
+    step: str  # the idea this lab teaches, as the home page's journey names it
+    blurb: str
+
+
+LABS = [
+    Lab(
+        "pages/tokenizer.py",
+        "Tokenizer",
+        "✂️",
+        "Tokens",
+        "Turn text into ids: words, characters and byte-level BPE, merge by merge.",
+    ),
+    Lab(
+        "pages/ngram.py",
+        "N-gram sampler",
+        "🎲",
+        "Counting",
+        "Language modelling as counting: conditional probabilities, sampling, smoothing, perplexity.",
+    ),
+    Lab(
+        "pages/embeddings.py",
+        "Embeddings",
+        "🧭",
+        "Embeddings",
+        "Train word2vec live on real text; explore neighbours, analogies and a PCA map.",
+    ),
+    Lab(
+        "pages/rnn.py",
+        "RNN",
+        "🔁",
+        "Recurrence",
+        "Watch an RNN learn to count, see what it remembers, and train a character LSTM.",
+    ),
+    Lab(
+        "pages/attention.py",
+        "Attention",
+        "🔍",
+        "Attention",
+        "Train a tiny GPT and look inside: attention heatmaps by layer and head.",
+    ),
+    Lab(
+        "pages/generation.py",
+        "Generation",
+        "✍️",
+        "Generation",
+        "One sampler for every model, token by token, and a leaderboard across families.",
+    ),
+]
