@@ -7,6 +7,7 @@ readable companion `.vocab` file with one token per line, for people rather than
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,6 +66,34 @@ class Tokenizer:
         tok = cls() if cls.kind != "base" else _KINDS[payload["kind"]]()
         tok.set_state(payload["state"])
         return tok
+
+
+class ListVocabTokenizer(Tokenizer):
+    """A tokenizer whose vocabulary is a list of strings (`itos`) and its inverse (`stoi`),
+    with the training counts (`counts`) kept for the vocabulary browser; shared by char and word.
+    """
+
+    def __init__(self) -> None:
+        self.set_vocab([])
+        self.counts: Counter[str] = Counter()  # unit -> occurrences in the training text
+
+    def set_vocab(self, itos: list[str]) -> None:
+        self.itos = list(itos)  # id -> token
+        self.stoi = {s: i for i, s in enumerate(self.itos)}  # token -> id
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def id_to_token(self, i: int) -> str:
+        return self.itos[i]
+
+    def get_state(self) -> dict[str, Any]:
+        return {"itos": self.itos, "counts": dict(self.counts)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.set_vocab(state["itos"])
+        self.counts = Counter(state.get("counts", {}))
 
 
 _KINDS: dict[str, type[Tokenizer]] = {}

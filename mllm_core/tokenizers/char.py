@@ -7,15 +7,14 @@ Compare `word.py` (short sequences, lossy) and `bpe.py` (in between, lossless on
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
-from mllm_core.tokenizers.base import Tokenizer, register
+from mllm_core.tokenizers.base import ListVocabTokenizer, register
 
 UNK = "<unk>"
 
 
 @register
-class CharTokenizer(Tokenizer):
+class CharTokenizer(ListVocabTokenizer):
     """>>> tok = CharTokenizer().train("hello")
     >>> tok.encode("hole"), tok.vocab_size
     ([2, 4, 3, 1], 5)
@@ -26,9 +25,8 @@ class CharTokenizer(Tokenizer):
     kind = "char"
 
     def __init__(self) -> None:
-        self.itos: list[str] = [UNK]
-        self.stoi: dict[str, int] = {UNK: 0}
-        self.counts: Counter[str] = Counter()
+        super().__init__()
+        self.set_vocab([UNK])
 
     def train(self, text: str, vocab_size: int | None = None) -> CharTokenizer:
         """Keep every character of `text`, or the `vocab_size - 1` most frequent ones."""
@@ -40,8 +38,7 @@ class CharTokenizer(Tokenizer):
             if vocab_size < 2:
                 raise ValueError("vocab_size must be at least 2 (<unk> and one character)")
             chars = sorted(c for c, _ in self.counts.most_common(vocab_size - 1))
-        self.itos = [UNK, *chars]
-        self.stoi = {s: i for i, s in enumerate(self.itos)}
+        self.set_vocab([UNK, *chars])
         return self
 
     def encode(self, text: str) -> list[int]:
@@ -49,18 +46,3 @@ class CharTokenizer(Tokenizer):
 
     def decode(self, ids: list[int]) -> str:
         return "".join(self.itos[i] for i in ids)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.itos)
-
-    def id_to_token(self, i: int) -> str:
-        return self.itos[i]
-
-    def get_state(self) -> dict[str, Any]:
-        return {"itos": self.itos, "counts": dict(self.counts)}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.itos = list(state["itos"])
-        self.stoi = {s: i for i, s in enumerate(self.itos)}
-        self.counts = Counter(state.get("counts", {}))
