@@ -4,14 +4,53 @@ n-gram counts (turned into log-probabilities), the char-LSTM and the transformer
 `sample_next` a vector of logits over their vocabulary; temperature, top-k and top-p act the
 same way on each of them. Greedy decoding is a separate choice (`greedy=True` in `generate`,
 or `int(logits.argmax())`), not a temperature of zero.
+
+`generate` drives any `mllm_core.lm.TextLM` with it, one token at a time, and yields the
+distribution each token was drawn from so a page can show it. How well a model predicts
+held-out text (bits per character) lives in `mllm_core.metrics`.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+
+from mllm_core.lm import check_prompt
+
+# top-p keeps the smallest nucleus whose mass reaches top_p; sums within this tolerance of
+# top_p count as reaching it, so 0.5 + 0.3 "reaches" 0.8 despite float rounding.
+_TOP_P_TOLERANCE = 1e-6
+
+
+def check_sampling(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> None:
+    """Raise ValueError unless temperature > 0, top_k is an integer >= 1 and 0 < top_p <= 1.
+
+    >>> check_sampling(0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: temperature must be > 0 (got 0.0); use greedy decoding for the most likely token
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be a finite number > 0 (got {temperature!r})")
+    if temperature <= 0:
+        raise ValueError(
+            f"temperature must be > 0 (got {temperature!r}); use greedy decoding for the most likely token"
+        )
+    if top_k is not None:
+        try:
+            k = operator.index(top_k)  # ints and numpy ints; 2.0 and "2" are refused
+        except TypeError:
+            raise ValueError(f"top_k must be an integer >= 1 (got {top_k!r})") from None
+        if isinstance(top_k, bool) or k < 1:
+            raise ValueError(f"top_k must be an integer >= 1 (got {top_k!r})")
+    bad_p = isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1
+    if top_p is not None and bad_p:
+        raise ValueError(f"top_p must be in (0, 1] (got {top_p!r})")
 
 
 def filter_logits(
@@ -19,34 +58,40 @@ def filter_logits(
 ) -> torch.Tensor:
     """Apply temperature, then top-k, then top-p (nucleus) to a (V,) logit vector.
 
-    Returns (V,) logits with the excluded tokens at -inf. Softmax of the result is the
-    distribution `sample_next` draws from.
+    Returns (V,) float32 logits with the excluded tokens at -inf; softmax of the result is
+    the distribution `sample_next` draws from. Tokens already at -inf (an n-gram's unseen
+    continuations) stay excluded. top-k keeps exactly k tokens (ties go to the lower id);
+    top-p keeps the smallest set of most likely tokens whose probability reaches top_p.
 
-    Worked example: logits log([0.5, 0.3, 0.2]) with top_p=0.7 keeps the smallest set whose
-    probability reaches 0.7 -> tokens 0 and 1 -> renormalised [0.625, 0.375, 0].
+    Worked example: logits log([0.5, 0.3, 0.2]) with top_p=0.7 keeps tokens 0 and 1
+    (0.5 < 0.7 <= 0.5 + 0.3) -> renormalised [0.625, 0.375, 0].
+
+    >>> probs = torch.softmax(filter_logits(torch.tensor([0.5, 0.3, 0.2]).log(), top_p=0.7), -1)
+    >>> [round(p, 3) for p in probs.tolist()]
+    [0.625, 0.375, 0.0]
     """
-    if not temperature > 0:
-        raise ValueError("temperature must be > 0 (use greedy decoding for the argmax)")
-    if top_k is not None and (int(top_k) != top_k or top_k < 1):
-        raise ValueError("top_k must be an integer >= 1")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError("top_p must be in (0, 1]")
-    logits = torch.as_tensor(logits, dtype=torch.float32).reshape(-1)  # (V,)
+    check_sampling(temperature, top_k, top_p)
+    logits = torch.as_tensor(logits).detach().reshape(-1).to(torch.float32)  # (V,)
     if logits.numel() == 0:
         raise ValueError("logits must not be empty")
+    if torch.isnan(logits).any():
+        raise ValueError("logits contain NaN; the model's output is broken")
+    if not torch.isfinite(logits).any() and not (logits == float("inf")).any():
+        raise ValueError("every token has zero probability")
+    if (logits == float("inf")).any():  # +inf means "certain": keep only those tokens
+        logits = torch.where(logits == float("inf"), 0.0, float("-inf"))
     logits = logits / temperature
     if top_k is not None and top_k < logits.numel():
-        kth = torch.topk(logits, int(top_k)).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        keep = torch.zeros_like(logits, dtype=torch.bool)
+        keep[torch.sort(logits, descending=True, stable=True).indices[: int(top_k)]] = True
+        logits = logits.masked_fill(~keep, float("-inf"))
     if top_p is not None and top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
-        # drop a token when the tokens strictly before it already reach top_p
-        drop_sorted = (cumulative - torch.softmax(sorted_logits, dim=-1)) >= top_p
+        sorted_logits, order = torch.sort(logits, descending=True, stable=True)  # (V,)
+        sorted_probs = torch.softmax(sorted_logits.double(), dim=-1)
+        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above
+        drop_sorted = mass_before >= top_p - _TOP_P_TOLERANCE  # the nucleus was full before this one
         drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
-    if not torch.isfinite(logits).any():
-        raise ValueError("every token has zero probability")
     return logits
 
 
@@ -81,7 +126,7 @@ class GenerationStep:
 
     token_id: int
     token: str  # the decoded text of this token
-    probs: torch.Tensor  # (V,) the filtered distribution the token was drawn from
+    probs: torch.Tensor  # (V,) the distribution the token was drawn from (after temperature/top-k/top-p)
     raw_probs: torch.Tensor  # (V,) the model's distribution before temperature/top-k/top-p
 
 
@@ -97,21 +142,55 @@ def generate(
 ) -> Iterator[GenerationStep]:
     """Yield `max_new_tokens` tokens from any `mllm_core.lm.TextLM`, one at a time.
 
-    The prompt is encoded with the model's own tokenizer; the model sees at most its
-    `block_size` most recent tokens.
+    The prompt is encoded with the model's own tokenizer; the model decides how much of the
+    context it reads (its `block_size`, its n-gram order). Bad settings, an empty prompt for a
+    model that needs one and prompt characters outside the vocabulary raise ValueError here,
+    at the call, not at the first `next()`. With `greedy` the most likely token is taken at
+    every step (temperature, top-k and top-p still validated, then ignored) and `probs` is the
+    model's own distribution.
+
+    >>> from mllm_core.lm import toy_char_lm
+    >>> lm = toy_char_lm("ab")  # uniform over "a", "b"
+    >>> "".join(step.token for step in generate(lm, "a", 6, seed=0)) == "".join(
+    ...     step.token for step in generate(lm, "a", 6, seed=0))
+    True
     """
-    if max_new_tokens < 0:
-        raise ValueError("max_new_tokens must be >= 0")
-    filter_logits(torch.zeros(1), temperature, top_k, top_p)  # validate before the first step
+    if isinstance(max_new_tokens, bool) or operator.index(max_new_tokens) < 0:
+        raise ValueError("max_new_tokens must be an integer >= 0")
+    check_sampling(temperature, top_k, top_p)
+    ids = check_prompt(model, prompt)
+    first = model.next_logits(ids) if max_new_tokens else None  # raises now for an empty prompt
+    return _generate_steps(model, ids, first, max_new_tokens, temperature, top_k, top_p, greedy, seed)
+
+
+def _generate_steps(model, ids, first_logits, max_new_tokens, temperature, top_k, top_p, greedy, seed):
     generator = make_generator(seed)
-    ids = list(model.encode(prompt))
-    for _ in range(max_new_tokens):
-        logits = model.next_logits(ids)  # (V,)
-        filtered = filter_logits(logits, temperature, top_k, top_p)
-        probs = torch.softmax(filtered, dim=-1)
+    ids = list(ids)
+    logits = first_logits
+    for i in range(max_new_tokens):
+        if i:
+            logits = model.next_logits(ids)  # (V,)
+        logits = torch.as_tensor(logits).detach().reshape(-1).float()
+        raw_probs = torch.softmax(logits, dim=-1)  # (V,)
         if greedy:
-            next_id = int(torch.argmax(logits))
+            next_id, probs = int(torch.argmax(logits)), raw_probs
         else:
+            probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)  # (V,)
             next_id = int(torch.multinomial(probs, 1, generator=generator))
         ids.append(next_id)
-        yield GenerationStep(next_id, model.decode([next_id]), probs, torch.softmax(logits.float(), dim=-1))
+        yield GenerationStep(next_id, model.decode([next_id]), probs, raw_probs)
+
+
+def top_tokens(probs: torch.Tensor, decode, k: int = 10) -> list[tuple[str, float]]:
+    """The `k` most likely tokens of a (V,) distribution as (text, probability), most likely first.
+
+    `decode` maps a list of ids to text (a model's or tokenizer's `decode`); zero-probability
+    tokens are left out.
+
+    >>> top_tokens(torch.tensor([0.25, 0.5, 0.25, 0.0]), lambda ids: "abcd"[ids[0]], k=5)
+    [('b', 0.5), ('a', 0.25), ('c', 0.25)]
+    """
+    probs = torch.as_tensor(probs).reshape(-1)
+    values, indices = torch.sort(probs, descending=True, stable=True)  # ties: lower id first
+    values, indices = values[:k], indices[:k]
+    return [(decode([int(i)]), float(v)) for v, i in zip(values, indices, strict=True) if v > 0]

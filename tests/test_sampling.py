@@ -1,0 +1,233 @@
+"""Spec of the one sampler: validation, filtering, seeded reproducibility, draw frequencies, generate()."""
+
+import math
+
+import pytest
+import torch
+
+from mllm_core.lm import TorchTextLM, check_prompt, toy_char_lm, unknown_pieces
+from mllm_core.sampling import filter_logits, generate, make_generator, sample_next, top_tokens
+from mllm_core.tokenizers import CharTokenizer
+
+PROBS = torch.tensor([0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
+LOGITS = PROBS.log()
+
+
+class BigramLM:
+    """A stand-in TextLM over "ab": after "a" always "b", after "b" "a" or "b" with 0.5 each."""
+
+    name = "bigram"
+    vocab = "ab"
+
+    def encode(self, text):
+        return [self.vocab.index(c) for c in text]
+
+    def decode(self, ids):
+        return "".join(self.vocab[i] for i in ids)
+
+    @property
+    def vocab_size(self):
+        return 2
+
+    def next_logits(self, ids):
+        if not ids:
+            raise ValueError("this model needs a non-empty prompt")
+        return torch.tensor([float("-inf"), 0.0]) if ids[-1] == 0 else torch.zeros(2)
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", [0, 0.0, -1.0, float("nan"), float("inf"), True, "1"])
+def test_temperature_must_be_a_positive_number(temperature):
+    with pytest.raises(ValueError, match="temperature"):
+        sample_next(LOGITS, temperature=temperature)
+
+
+@pytest.mark.parametrize("top_k", [0, -3, 2.0, 1.5, True, "3"])
+def test_top_k_must_be_an_integer_of_at_least_one(top_k):
+    with pytest.raises(ValueError, match="top_k"):
+        sample_next(LOGITS, top_k=top_k)
+
+
+@pytest.mark.parametrize("top_p", [0, 0.0, -0.1, 1.0001, float("nan"), True])
+def test_top_p_must_be_in_zero_one(top_p):
+    with pytest.raises(ValueError, match="top_p"):
+        sample_next(LOGITS, top_p=top_p)
+
+
+def test_edge_values_are_accepted():
+    assert 0 <= sample_next(LOGITS, temperature=1e-3, top_k=1, top_p=1.0) < 6
+    assert sample_next(LOGITS, top_k=100) in range(6)  # k larger than V keeps everything
+
+
+def test_broken_logits_are_refused():
+    with pytest.raises(ValueError, match="NaN"):
+        sample_next(torch.tensor([0.0, float("nan")]))
+    with pytest.raises(ValueError, match="zero probability"):
+        sample_next(torch.full((3,), float("-inf")))
+    with pytest.raises(ValueError, match="empty"):
+        sample_next(torch.tensor([]))
+
+
+# -- filtering ---------------------------------------------------------------------------------
+
+
+def test_temperature_divides_the_logits():
+    out = filter_logits(torch.tensor([1.0, 2.0, 4.0]), temperature=2.0)
+    assert torch.allclose(out, torch.tensor([0.5, 1.0, 2.0]))
+
+
+def test_top_k_keeps_exactly_the_k_most_likely():
+    kept = torch.isfinite(filter_logits(LOGITS, top_k=3))
+    assert kept.tolist() == [True, True, True, False, False, False]
+    ties = torch.isfinite(filter_logits(torch.zeros(5), top_k=2))
+    assert ties.tolist() == [True, True, False, False, False]  # ties: exactly k, lower ids first
+
+
+@pytest.mark.parametrize(
+    ("top_p", "nucleus"),
+    [(0.3, 1), (0.4, 1), (0.41, 2), (0.65, 2), (0.66, 3), (0.8, 3), (0.9, 4), (0.96, 5), (0.999, 6)],
+)
+def test_top_p_keeps_the_minimal_nucleus(top_p, nucleus):
+    kept = torch.isfinite(filter_logits(LOGITS, top_p=top_p))
+    assert kept.tolist() == [i < nucleus for i in range(6)]
+    # minimal: the kept mass reaches top_p, and dropping its least likely token would not
+    assert PROBS[:nucleus].sum() >= top_p - 1e-6
+    assert PROBS[: nucleus - 1].sum() < top_p - 1e-6
+
+
+def test_top_p_applies_after_temperature_and_top_k():
+    # T=0.5 squares the probabilities: [0.4, 0.25, ...] -> 0.16/0.2502, 0.0625/0.2502, ... ~ [0.64, 0.25, ...]
+    kept = torch.isfinite(filter_logits(LOGITS, temperature=0.5, top_p=0.6))
+    assert kept.sum() == 1
+    kept = torch.isfinite(filter_logits(LOGITS, top_k=2, top_p=0.99))
+    assert kept.sum() == 2
+
+
+def test_tokens_the_model_rules_out_stay_out():
+    logits = torch.tensor([float("-inf"), 0.0, 0.0])
+    probs = torch.softmax(filter_logits(logits, temperature=5.0), -1)
+    assert probs[0] == 0 and torch.allclose(probs[1:], torch.tensor([0.5, 0.5]))
+
+
+# -- drawing -----------------------------------------------------------------------------------
+
+
+def test_a_seeded_generator_reproduces_the_draws():
+    draws = [[sample_next(LOGITS, generator=g) for _ in range(50)] for g in (make_generator(7), make_generator(7))]
+    assert draws[0] == draws[1]
+    assert draws[0] != [sample_next(LOGITS, generator=make_generator(8)) for _ in range(50)]
+    assert make_generator(None) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, PROBS),
+        ({"temperature": 0.5}, PROBS**2 / (PROBS**2).sum()),
+        ({"temperature": 2.0}, PROBS**0.5 / (PROBS**0.5).sum()),
+        ({"top_k": 2}, torch.tensor([0.4, 0.25, 0, 0, 0, 0]) / 0.65),
+        ({"top_p": 0.75}, torch.tensor([0.4, 0.25, 0.15, 0, 0, 0]) / 0.8),
+    ],
+    ids=["plain", "T=0.5", "T=2", "top-k=2", "top-p=0.75"],
+)
+def test_draw_frequencies_match_the_filtered_softmax(kwargs, expected):
+    n = 8_000
+    g = make_generator(0)
+    counts = torch.bincount(torch.tensor([sample_next(LOGITS, generator=g, **kwargs) for _ in range(n)]), minlength=6)
+    freqs = counts / n
+    # 5 standard errors of a binomial proportion: fails on a wrong distribution, not by chance
+    tolerance = 5 * torch.sqrt(expected * (1 - expected) / n) + 1e-9
+    assert (freqs - expected).abs().le(tolerance).all(), (freqs, expected)
+    assert counts[expected == 0].sum() == 0  # excluded ids are never drawn
+
+
+def test_top_k_one_is_the_argmax():
+    g = make_generator(1)
+    assert {sample_next(LOGITS, top_k=1, generator=g) for _ in range(100)} == {0}
+
+
+# -- generate ----------------------------------------------------------------------------------
+
+
+def test_generate_yields_each_token_with_its_distributions():
+    steps = list(generate(BigramLM(), "a", 20, seed=3))
+    assert len(steps) == 20
+    text = "a" + "".join(s.token for s in steps)
+    assert "aa" not in text  # after "a" the model allows only "b"
+    for prev, step in zip(text, steps, strict=False):
+        assert math.isclose(float(step.probs.sum()), 1.0, rel_tol=1e-6)
+        assert step.probs[step.token_id] > 0
+        assert step.token == "ab"[step.token_id]
+        if prev == "a":
+            assert step.raw_probs.tolist() == [0.0, 1.0]
+
+
+def test_generate_is_reproducible_with_a_seed():
+    def run(seed):
+        return "".join(s.token for s in generate(BigramLM(), "b", 40, seed=seed))
+
+    assert run(5) == run(5)
+    assert len({run(s) for s in range(5)}) > 1
+
+
+def test_generate_filters_like_sample_next():
+    steps = list(generate(toy_char_lm("abcd"), "a", 5, top_k=2, seed=0))
+    for step in steps:
+        assert int((step.probs > 0).sum()) == 2
+        assert torch.allclose(step.raw_probs, torch.full((5,), 0.2))
+
+
+def test_greedy_takes_the_most_likely_token_and_shows_the_model_distribution():
+    lm = BigramLM()
+    steps = list(generate(lm, "a", 6, greedy=True, temperature=0.1))
+    assert "".join(s.token for s in steps) == "bababa"  # after "b" the tie goes to the lower id, "a"
+    assert all(torch.equal(s.probs, s.raw_probs) for s in steps)
+
+
+def test_generate_checks_its_input_at_the_call():
+    lm = BigramLM()
+    with pytest.raises(ValueError, match="non-empty prompt"):
+        generate(lm, "", 5)
+    with pytest.raises(ValueError, match="temperature"):
+        generate(lm, "a", 5, temperature=0)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(lm, "a", -1)
+    with pytest.raises(ValueError, match="'é'"):
+        generate(toy_char_lm("abc"), "abé", 5)
+    assert list(generate(lm, "", 0)) == []  # nothing asked, nothing to complain about
+
+
+def test_generate_works_with_a_torch_module_and_crops_to_its_block_size():
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(3))
+
+        def forward(self, idx, targets=None):
+            seen.append(idx.shape[1])
+            return self.w.expand(idx.shape[0], idx.shape[1], 3), None
+
+    tok = CharTokenizer().train("ab")
+    lm = TorchTextLM("rec", Recorder(), tok, block_size=4)
+    steps = list(generate(lm, "abab", 5, seed=0))
+    assert len(steps) == 5 and max(seen) == 4
+
+
+def test_unknown_characters_are_named():
+    lm = toy_char_lm("abc ")
+    assert unknown_pieces(lm, "a b c") == []
+    assert unknown_pieces(lm, "a?b!c?") == ["?", "!"]
+    with pytest.raises(ValueError, match=r"characters uniform never saw in training: '\?', '!'"):
+        check_prompt(lm, "a?b!")
+
+
+def test_top_tokens_lists_the_most_likely_first():
+    assert top_tokens(PROBS, lambda ids: "uvwxyz"[ids[0]], k=3) == [
+        ("u", pytest.approx(0.4)),
+        ("v", pytest.approx(0.25)),
+        ("w", pytest.approx(0.15)),
+    ]
