@@ -9,9 +9,9 @@ import streamlit as st
 from ui.common import sidebar_status, warm_up
 from ui.pages import LABS
 
-st.set_page_config(page_title="LLM Playground", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="LLM Playground", page_icon=":material/science:", layout="wide")
 
-home = st.Page("pages/home.py", title="Home", icon="🏠", default=True)
+home = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
 labs = [st.Page(lab.path, title=lab.title, icon=lab.icon) for lab in LABS]
 page = st.navigation({"Start": [home], "Labs": labs})
 

@@ -237,6 +237,11 @@ class TrainingJob:
         """Start the thread (the job waits as "queued" while the manager is at capacity)."""
         if self._thread is not None:
             raise RuntimeError("a job can only be started once")
+        # Import torch (and numpy) here, in the starting thread: a first import running in the
+        # job's thread races with libraries that peek at sys.modules (plotly finds a half-
+        # initialised numpy and fails).
+        import torch  # noqa: F401
+
         self._manager._register(self)
         self._thread = threading.Thread(target=self._run, name=f"mllm-{self.name}", daemon=False)
         self._thread.start()

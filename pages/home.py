@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui.pages import LABS
 
-st.title("🧪 LLM Playground")
+st.title(":material/science: LLM Playground")
 st.markdown(
     "Train and poke **real language models**, live, in your browser. Each lab takes one idea further than the "
     "last — follow them in order, or jump straight to the one your class is on. Every default works offline on "

@@ -30,6 +30,6 @@ def _no_leftover_jobs():
     assert not alive, f"test left training jobs running: {alive}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

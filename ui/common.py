@@ -42,12 +42,13 @@ def guard(action: str = "That") -> Iterator[None]:
     try:
         yield
     except (ValueError, KeyError, corpora.CorpusError) as exc:
-        st.error(str(exc).strip("'\""), icon="⚠️")
+        st.error(str(exc).strip("'\""), icon=":material/warning:")
     except Exception as exc:
-        st.error(f"{action} failed: {type(exc).__name__}: {exc}", icon="🛑")
+        st.error(f"{action} failed: {type(exc).__name__}: {exc}", icon=":material/error:")
 
 
 def page_header(title: str, intro: str, icon: str = "") -> None:
+    """The lab's title (with a Material icon such as ":material/casino:") and its intro."""
     st.title(f"{icon} {title}".strip())
     st.markdown(intro)
 
@@ -170,6 +171,13 @@ def start_job(slot: str, target: Callable[[training.TrainContext], Any], **job_k
     return job
 
 
+def _start_clicked(
+    slot: str, make_target: Callable[[], Callable[[training.TrainContext], Any]], job_kwargs: dict
+) -> None:
+    with guard("Starting the training"):
+        start_job(slot, make_target(), **job_kwargs)
+
+
 def training_controls(
     slot: str,
     make_target: Callable[[], Callable[[training.TrainContext], Any]],
@@ -180,31 +188,37 @@ def training_controls(
     """Train / Pause / Resume / Stop buttons for the job in `slot`; returns that job (or None).
 
     `make_target()` is called only when the user clicks Train, so building the training loop
-    (tokenising a corpus, say) costs nothing on an ordinary rerun.
+    (tokenising a corpus, say) costs nothing on an ordinary rerun. The buttons act in
+    callbacks, before the page is drawn, so they always show the job's current state.
     """
     job = get_job(slot)
     state = job.snapshot().state if job else None
     active = state in (training.QUEUED, training.RUNNING, training.PAUSED)
     c1, c2, c3 = st.columns(3)
-    if c1.button(
-        label if not job else f"Re-{label.lower()}",
+    c1.button(
+        f"Re-{label.lower()}" if job else label,
         key=f"{slot}_start",
         type="primary",
         disabled=disabled,
         width="stretch",
-    ):
-        with guard("Starting the training"):
-            job = start_job(slot, make_target(), **job_kwargs)
-            active = True
-            state = training.RUNNING
+        on_click=_start_clicked,
+        args=(slot, make_target, job_kwargs),
+    )
     if state == training.PAUSED:
-        if c2.button("Resume", key=f"{slot}_resume", width="stretch"):
-            job.resume()
-    elif c2.button("Pause", key=f"{slot}_pause", disabled=not active, width="stretch"):
-        job.pause()
-    if c3.button("Stop", key=f"{slot}_stop", disabled=not active, width="stretch"):
-        job.stop(timeout=10)
-    return job
+        c2.button("Resume", key=f"{slot}_resume", width="stretch", on_click=job.resume)
+    else:
+        c2.button(
+            "Pause", key=f"{slot}_pause", disabled=not active, width="stretch", on_click=job.pause if job else None
+        )
+    c3.button(
+        "Stop",
+        key=f"{slot}_stop",
+        disabled=not active,
+        width="stretch",
+        on_click=job.stop if job else None,
+        kwargs={"timeout": 10} if job else None,
+    )
+    return get_job(slot)
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -227,7 +241,7 @@ def job_status(snap: JobSnapshot) -> None:
     else:
         st.caption(text)
     if snap.state == training.FAILED:
-        st.error(f"Training failed: {snap.error}", icon="🛑")
+        st.error(f"Training failed: {snap.error}", icon=":material/error:")
 
 
 def live(job: TrainingJob | None, render: Callable[[JobSnapshot], None], every: float = 1.0) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class Lab:
     path: str  # the page file, relative to the repository root
     title: str
-    icon: str
+    icon: str  # a Material icon (bundled with Streamlit, so it renders without emoji fonts)
     step: str  # the idea this lab teaches, as the home page's journey names it
     blurb: str
 
@@ -18,42 +18,42 @@ LABS = [
     Lab(
         "pages/tokenizer.py",
         "Tokenizer",
-        "✂️",
+        ":material/content_cut:",
         "Tokens",
         "Turn text into ids: words, characters and byte-level BPE, merge by merge.",
     ),
     Lab(
         "pages/ngram.py",
         "N-gram sampler",
-        "🎲",
+        ":material/casino:",
         "Counting",
         "Language modelling as counting: conditional probabilities, sampling, smoothing, perplexity.",
     ),
     Lab(
         "pages/embeddings.py",
         "Embeddings",
-        "🧭",
+        ":material/scatter_plot:",
         "Embeddings",
         "Train word2vec live on real text; explore neighbours, analogies and a PCA map.",
     ),
     Lab(
         "pages/rnn.py",
         "RNN",
-        "🔁",
+        ":material/autorenew:",
         "Recurrence",
         "Watch an RNN learn to count, see what it remembers, and train a character LSTM.",
     ),
     Lab(
         "pages/attention.py",
         "Attention",
-        "🔍",
+        ":material/grid_on:",
         "Attention",
         "Train a tiny GPT and look inside: attention heatmaps by layer and head.",
     ),
     Lab(
         "pages/generation.py",
         "Generation",
-        "✍️",
+        ":material/edit_note:",
         "Generation",
         "One sampler for every model, token by token, and a leaderboard across families.",
     ),

@@ -1,0 +1,143 @@
+"""A real browser over the running app: `streamlit run app.py` headless on a free localhost port,
+Debian's chromium driven by Python playwright, every page opened and screenshotted.
+
+Skips (with the reason) when /usr/bin/chromium is absent; CI installs it. Screenshots go to a
+temporary folder (`MLLM_SCREENSHOTS` names another, e.g. docs/screenshots for the README).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ui.pages import LABS
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(root, tmp_path_factory):
+    port = free_port()
+    env = {**os.environ, "MLLM_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+            ],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    # the server shut down cleanly: no training thread crashed the interpreter on exit
+    assert proc.returncode in (0, -15), log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    target = os.environ.get("MLLM_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        return Path(target)
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def wait_until_idle(page, timeout_s: float = 90) -> None:
+    """Wait until Streamlit has finished the script run (no 'Running...' status widget)."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (
+            page.locator("[data-testid='stStatusWidget']").count() == 0
+            and page.locator("[data-testid='stSkeleton']").count() == 0
+        ):
+            time.sleep(0.5)
+            if page.locator("[data-testid='stStatusWidget']").count() == 0:
+                return
+        time.sleep(0.25)
+
+
+def slug(path: str) -> str:
+    return path.split("/")[-1].removesuffix(".py")
+
+
+@pytest.mark.parametrize("path,title", [("", "LLM Playground")] + [(slug(lab.path), lab.title) for lab in LABS])
+def test_every_page_shows_its_title_and_no_exception(server, browser, shots, path, title):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{server}/{path}", timeout=60_000)
+        page.get_by_role("heading", name=title).first.wait_for(timeout=90_000)
+        wait_until_idle(page)
+        assert page.locator("[data-testid='stException']").count() == 0, page.locator(
+            "[data-testid='stException']"
+        ).first.inner_text()
+        page.screenshot(path=str(shots / f"{path or 'home'}.png"), full_page=True)
+    finally:
+        page.close()

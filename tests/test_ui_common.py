@@ -1,0 +1,81 @@
+"""The shared training controls, driven through a tiny page: train, watch, pause, resume, stop."""
+
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from mllm_core import training
+
+
+def controls_page():
+    import time
+
+    import streamlit as st
+
+    from ui.common import get_job, live, loss_chart, training_controls
+
+    def make_target():
+        def loop(ctx):
+            ctx.set_total(100_000)
+            i = 0
+            while True:
+                ctx.check()
+                i += 1
+                ctx.report(loss=1.0 / i)
+                time.sleep(0.002)
+
+        return loop
+
+    st.title("controls")
+    job = training_controls("demo", make_target)
+    live(get_job("demo"), lambda snap: st.plotly_chart(loss_chart(snap), key="demo_chart"))
+
+
+def button(at, key):
+    return next(b for b in at.button if b.key == key)
+
+
+def session_job(name="demo"):
+    jobs = [j for j in training.MANAGER.jobs() if j.name == name]
+    return jobs[-1] if jobs else None
+
+
+def test_train_pause_resume_stop_from_the_page():
+    at = AppTest.from_function(controls_page, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert button(at, "demo_stop").disabled  # nothing to stop yet
+
+    button(at, "demo_start").click()
+    at.run()
+    assert not at.exception
+    job = session_job()
+    assert job is not None and job.alive
+    deadline = time.monotonic() + 10
+    while job.snapshot().step < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    at.run()
+    assert at.get("plotly_chart"), "a live loss chart is drawn"
+    assert any("running" in (p.proto.text or "") for p in at.get("progress")), [
+        p.proto.text for p in at.get("progress")
+    ]
+
+    button(at, "demo_pause").click()
+    at.run()
+    assert job.snapshot().state == "paused"
+    assert any(b.key == "demo_resume" for b in at.button)
+    button(at, "demo_resume").click()
+    at.run()
+    assert job.snapshot().state == "running"
+
+    button(at, "demo_stop").click()
+    at.run()
+    assert job.snapshot().state == "stopped" and not job.alive
+
+
+def test_session_jobs_are_stopped_when_the_session_is_released():
+    from ui.common import _stop_jobs
+
+    job = training.TrainingJob(lambda ctx: [ctx.check() or time.sleep(0.01) for _ in iter(int, 1)], name="tab").start()
+    _stop_jobs({"tab": job})
+    assert not job.alive and job.snapshot().state == "stopped"
