@@ -12,7 +12,7 @@ def controls_page():
 
     import streamlit as st
 
-    from ui.common import get_job, live, loss_chart, training_controls
+    from ui.common import live, loss_chart, training_controls
 
     def make_target():
         def loop(ctx):
@@ -27,8 +27,7 @@ def controls_page():
         return loop
 
     st.title("controls")
-    job = training_controls("demo", make_target)
-    live(get_job("demo"), lambda snap: st.plotly_chart(loss_chart(snap), key="demo_chart"))
+    live(training_controls("demo", make_target), lambda snap: st.plotly_chart(loss_chart(snap), key="demo_chart"))
 
 
 def button(at, key):
