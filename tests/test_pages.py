@@ -1,13 +1,17 @@
 """AppTest smoke tests: the app and every page in its navigation render without an exception."""
 
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui.pages import LABS
 
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
 
 def test_home_links_every_lab():
-    at = AppTest.from_file("app.py", default_timeout=120)
+    at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception
     assert at.title[0].value.endswith("LLM Playground")
@@ -20,7 +24,7 @@ def test_home_links_every_lab():
 
 @pytest.mark.parametrize("lab", LABS, ids=[lab.title for lab in LABS])
 def test_every_lab_renders_through_the_navigation(lab):
-    at = AppTest.from_file("app.py", default_timeout=180)
+    at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     at.switch_page(lab.path)
     at.run()

@@ -413,22 +413,27 @@ def session_models() -> dict[str, Any]:
 # Sidebar
 
 
-@st.cache_resource(show_spinner=False)
 def warm_up() -> TrainingJob:
     """Once per process: pay torch's lazy start-up costs in the background (see training.warm_up_torch)."""
-    return TrainingJob(lambda ctx: training.warm_up_torch(), name="warm-up").start()
+    return training.shared_job("warm-up", lambda: lambda ctx: training.warm_up_torch(), name="warm-up")
 
 
 def sidebar_status() -> None:
-    """The compute device and this session's background jobs."""
-    with st.sidebar:
-        st.caption(f"Compute: {training.describe_device()}")
-        jobs = session_jobs()
+    """The compute device and this session's background jobs, refreshed while any is active."""
+    jobs = session_jobs()
+    polling = any(not job.snapshot().finished for job in jobs.values())
+
+    @st.fragment(run_every=2.0 if polling else None)
+    def jobs_panel() -> None:
         if not jobs:
             st.caption("No training jobs in this session.")
             return
         st.caption("This session's jobs:")
-        for slot, job in jobs.items():
+        for slot, job in list(jobs.items()):
             snap = job.snapshot()
             eta = f", ETA {_fmt_seconds(snap.eta)}" if snap.eta is not None else ""
             st.caption(f"• {slot}: {snap.state}, step {snap.step:,}{eta}")
+
+    with st.sidebar:
+        st.caption(f"Compute: {training.describe_device()}")
+        jobs_panel()
