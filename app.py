@@ -4,10 +4,16 @@ The entry point: navigation over the lab pages (listed explicitly in `ui.pages.L
 sidebar's device and job status, and torch's one-off warm-up in the background.
 """
 
+import logging
+import os
+
 import streamlit as st
 
 from ui.common import sidebar_status, warm_up
 from ui.pages import LABS
+
+# MLLM_LOG_LEVEL=INFO logs every job's start and end (the browser test reads them)
+logging.basicConfig(level=os.environ.get("MLLM_LOG_LEVEL", "WARNING"), format="%(asctime)s %(name)s %(message)s")
 
 st.set_page_config(page_title="LLM Playground", page_icon=":material/science:", layout="wide")
 

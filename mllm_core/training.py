@@ -19,12 +19,15 @@ This module never imports streamlit.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, PAUSED, DONE, FAILED, STOPPED = "queued", "running", "paused", "done", "failed", "stopped"
 FINISHED_STATES = frozenset({DONE, FAILED, STOPPED})
@@ -245,6 +248,7 @@ class TrainingJob:
         self._manager._register(self)
         self._thread = threading.Thread(target=self._run, name=f"mllm-{self.name}", daemon=False)
         self._thread.start()
+        log.info("job %r started", self.name)
         return self
 
     def pause(self) -> None:
@@ -345,6 +349,7 @@ class TrainingJob:
                 self._set_state(FAILED)
         finally:
             self._manager._release_slot()
+            log.info("job %r ended: %s after %d steps", self.name, self._state, self._step)
 
 
 # ---------------------------------------------------------------------------------------------
