@@ -1,0 +1,747 @@
+"""Count-based language models: n-grams with MLE, add-k and Kneser-Ney smoothing.
+
+An n-gram model predicts the next token from the previous n - 1 tokens only, by counting how
+often each continuation followed that context in the training text:
+
+    p(w | c) = C(c w) / C(c)          e.g. p(quick | The) = C(The quick) / C(The) = 1 / 2
+
+Nothing is learned by gradient descent, unlike the neural families (`rnn.py`, `transformer.py`):
+"training" is counting, so it takes a second on 450K words. The price is sparsity: most long
+contexts were never seen, which is what the smoothing methods are for.
+
+- `count_ngrams(sequences, max_order)` counts every order 1..max_order at once with numpy
+  (`NGramCounts`); an n-gram is stored as (id of its (n-1)-gram prefix) * V + (last token), so
+  the continuations of a context are one contiguous, sorted slice of the table.
+- `NGramModel(n, smoothing, k)` turns those counts into probabilities: "mle" (falls back to the
+  longest context seen when the full context was never seen), "add-k" (Laplace for k = 1) or
+  "kneser-ney" (interpolated, discounts from the count-of-counts). Several models of different
+  n and smoothing share one `NGramCounts` (`NGramModel.from_counts`).
+- `NGramTextLM` adapts a model to `mllm_core.lm.TextLM`, so the generation lab samples it like
+  the neural models; `train_text_lm(text, n, level)` builds one from raw text.
+
+Every sequence is padded with n - 1 `<s>` on the left and one `</s>` on the right; `<s>` is
+never predicted, `</s>` is, and tokens never seen in training map to `<unk>`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mllm_core.sampling import filter_logits, make_generator, sample_next
+
+UNK, BOS, EOS = "<unk>", "<s>", "</s>"
+UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
+SMOOTHINGS = ("mle", "add-k", "kneser-ney")
+MAX_N = 10  # counting cost grows linearly with n; the lab's slider stops at 5
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokens
+
+
+def split_tokens(text: str, level: str = "word") -> list[list[str]]:
+    """Cut text into sequences (one per non-empty line) of word or character tokens.
+
+    Words are whitespace tokens with their case and punctuation kept, as in the talk.
+
+    >>> split_tokens("The fox\\n\\nis fast", "word")
+    [['The', 'fox'], ['is', 'fast']]
+    >>> split_tokens("ab\\nc", "char")
+    [['a', 'b'], ['c']]
+    """
+    if level not in ("word", "char"):
+        raise ValueError(f"level must be 'word' or 'char', not {level!r}")
+    lines = [line for line in text.split("\n") if line.strip()]
+    return [line.split() for line in lines] if level == "word" else [list(line) for line in lines]
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting
+
+
+@dataclass
+class OrderTable:
+    """The n-grams of one order, sorted by key = prefix_id * V + last_token.
+
+    Rows include windows that only serve as prefixes (ending at `<s>` padding): their count is 0.
+    """
+
+    keys: np.ndarray  # (R,) int64 sorted unique keys; a row's index is the n-gram's id
+    counts: np.ndarray  # (R,) int64 occurrences as a predicted window (ends on a real token or </s>)
+    starts: np.ndarray  # (P + 1,) int64 rows [starts[c], starts[c + 1]) continue the prefix with id c
+    cont: np.ndarray | None = None  # (R,) int64 Kneser-Ney continuation counts N1+(. g); None at the top order
+
+
+@dataclass
+class NGramCounts:
+    """All n-gram counts of orders 1..max_order of a tokenised corpus (see `count_ngrams`)."""
+
+    vocab: list[str]  # id -> token; 0 <unk>, 1 <s>, 2 </s>
+    index: dict[str, int]  # token -> id
+    max_order: int
+    stream: np.ndarray  # (N,) int64 padded training ids, sequences one after the other
+    tables: list[OrderTable]  # tables[j - 1] holds order j
+    n_tokens: int  # predicted positions (real tokens + one </s> per sequence)
+    longest: int  # the longest training sequence, in tokens
+    cache: dict = field(default_factory=dict, repr=False)  # derived arrays computed on first use
+
+    @property
+    def V(self) -> int:  # noqa: N802 - V as in the formulas
+        return len(self.vocab)
+
+    def ids(self, tokens: Iterable[str]) -> list[int]:
+        """Token ids, `<unk>` for tokens never seen in training."""
+        index = self.index
+        return [index.get(t, UNK_ID) for t in tokens]
+
+    def find(self, ids: Sequence[int]) -> int:
+        """The row of the n-gram `ids` in the table of its order, or -1 when never seen.
+
+        >>> c = count_ngrams([["a", "b", "a", "b"]], 2)
+        >>> int(c.tables[1].counts[c.find(c.ids(["a", "b"]))])
+        2
+        """
+        row, V = 0, self.V
+        for j, t in enumerate(ids, start=1):
+            if j > self.max_order:
+                raise ValueError(f"these counts stop at order {self.max_order}")
+            keys = self.tables[j - 1].keys
+            key = row * V + t
+            row = int(keys.searchsorted(key))
+            if row == len(keys) or keys[row] != key:
+                return -1
+        return row
+
+    def window_ids(self, stream: np.ndarray, order: int) -> list[np.ndarray]:
+        """Ids of the windows of orders 0..order ending at every position of a padded `stream`.
+
+        Returns `order + 1` arrays of shape (N,): -1 where a window was never seen in training
+        (or reaches before the start). Order 0 (the empty window) has id 0 everywhere.
+        """
+        V, N = self.V, len(stream)
+        out = [np.zeros(N, dtype=np.int64)]
+        for j in range(1, order + 1):
+            keys = self.tables[j - 1].keys
+            prev = np.full(N, -1, dtype=np.int64)
+            prev[1:] = out[-1][:-1]
+            if j == 1:
+                prev[:] = 0
+            key = prev * V + stream
+            row = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+            out.append(np.where((prev >= 0) & (keys[row] == key), row, -1))
+        return out
+
+
+def _pad(seqs_ids: list[list[int]], order: int) -> tuple[np.ndarray, np.ndarray]:
+    """(stream, targets): sequences padded as `<s>`*(order-1) + ids + `</s>`, and the predicted positions.
+
+    >>> _pad([[5, 6]], 2)
+    (array([1, 1, 5, 6, 2]), array([2, 3, 4]))
+    """
+    pad = [BOS_ID] * (order - 1)
+    flat = list(pad)  # an extra left pad: windows of every order fit before the first sequence
+    for ids in seqs_ids:
+        flat += pad
+        flat += ids
+        flat.append(EOS_ID)
+    stream = np.asarray(flat, dtype=np.int64)
+    return stream, np.flatnonzero(stream != BOS_ID)
+
+
+def count_ngrams(sequences: Iterable[Sequence[str]], max_order: int) -> NGramCounts:
+    """Count the n-grams of every order 1..max_order of `sequences` (lists of tokens).
+
+    Vectorised: each order is one `np.unique` over int64 keys, where a window's key is
+    (row of its prefix window in the order below) * V + (its last token).
+
+    >>> c = count_ngrams([["The", "fox"], ["The", "dog"]], 2)
+    >>> int(c.tables[1].counts[c.find(c.ids(["The", "fox"]))]), c.n_tokens
+    (1, 6)
+    """
+    if not 1 <= max_order <= MAX_N or int(max_order) != max_order:
+        raise ValueError(f"n must be an integer between 1 and {MAX_N}")
+    index = {UNK: UNK_ID, BOS: BOS_ID, EOS: EOS_ID}
+    seqs_ids = [[index.setdefault(t, len(index)) for t in seq] for seq in sequences]
+    seqs_ids = [s for s in seqs_ids if s]
+    if not seqs_ids:
+        raise ValueError("The corpus has no tokens: give it some text first.")
+    longest = max(map(len, seqs_ids))
+    vocab = list(index)
+    V = len(vocab)
+    stream, targets = _pad(seqs_ids, max_order)
+    N = len(stream)
+
+    tables: list[OrderTable] = []
+    prev_ids = np.zeros(N, dtype=np.int64)  # ids of the windows of the order below (order 0: the empty one)
+    prev_rows = 1
+    for j in range(1, max_order + 1):
+        # windows of order j end at positions >= j - 1; earlier ones would reach before the stream
+        key = prev_ids[j - 2 : N - 1] * V + stream[j - 1 :] if j > 1 else stream.copy()
+        keys, inverse = np.unique(key, return_inverse=True)
+        ids = np.full(N, -1, dtype=np.int64)
+        ids[j - 1 :] = inverse.reshape(-1)
+        counts = np.bincount(ids[targets], minlength=len(keys)).astype(np.int64)
+        starts = np.searchsorted(keys, np.arange(prev_rows + 1, dtype=np.int64) * V)
+        table = OrderTable(keys, counts, starts)
+        if tables:
+            # N1+(. g): distinct predicted windows of order j whose suffix (the last j-1 tokens) is g
+            lower = tables[-1]
+            suffix_of = np.zeros(len(keys), dtype=np.int64)
+            suffix_of[ids[targets]] = prev_ids[targets]
+            lower.cont = np.bincount(suffix_of[counts > 0], minlength=len(lower.keys)).astype(np.int64)
+        tables.append(table)
+        prev_ids, prev_rows = ids, len(keys)
+    return NGramCounts(vocab, index, max_order, stream, tables, len(targets), longest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+@dataclass
+class _Level:
+    """Per-order quantities one smoothing method needs, with per-context sums precomputed."""
+
+    table: OrderTable
+    counts: np.ndarray  # (R,) raw counts (top order) or continuation counts (lower orders, Kneser-Ney)
+    total: np.ndarray  # (P,) sum of `counts` over each context's continuations
+    types: np.ndarray  # (P,) number of continuations with a non-zero count
+    discount: float  # Kneser-Ney D = n1 / (n1 + 2 n2) of these counts
+
+
+def _level(table: OrderTable, counts: np.ndarray) -> _Level:
+    csum = np.concatenate([[0], np.cumsum(counts)])
+    nz = np.concatenate([[0], np.cumsum(counts > 0)])
+    n1, n2 = int((counts == 1).sum()), int((counts == 2).sum())
+    discount = n1 / (n1 + 2 * n2) if n1 and n2 else 0.75
+    return _Level(table, counts, np.diff(csum[table.starts]), np.diff(nz[table.starts]), discount)
+
+
+@dataclass
+class NGramModel:
+    """An n-gram language model: fit by counting, then query, score and sample.
+
+    >>> m = NGramModel(2).fit([["The", "quick", "fox"], ["The", "fox", "is"]])
+    >>> m.prob("quick", ["The"]), m.next_distribution(["The"])
+    (0.5, {'quick': 0.5, 'fox': 0.5})
+    """
+
+    n: int = 3  # the model sees the previous n - 1 tokens
+    smoothing: str = "mle"  # "mle" | "add-k" | "kneser-ney"
+    k: float = 1.0  # pseudo-count added to every continuation by add-k (1 = Laplace)
+    counts: NGramCounts | None = field(default=None, repr=False)  # set by fit / from_counts
+    _cache: dict = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if int(self.n) != self.n or not 1 <= self.n <= MAX_N:
+            raise ValueError(f"n must be an integer between 1 and {MAX_N}")
+        if self.smoothing not in SMOOTHINGS:
+            raise ValueError(f"smoothing must be one of {', '.join(SMOOTHINGS)}, not {self.smoothing!r}")
+        if self.smoothing == "add-k" and not self.k > 0:
+            raise ValueError("k must be > 0 for add-k smoothing")
+        if self.counts is not None and self.counts.max_order < self.n:
+            raise ValueError(f"these counts stop at order {self.counts.max_order}; n = {self.n} needs more")
+
+    # -- building ----------------------------------------------------------------------------
+
+    def fit(self, sequences: Iterable[Sequence[str]]) -> NGramModel:
+        """Count every order up to n in `sequences` (lists of tokens: sentences or documents)."""
+        counts = count_ngrams(sequences, self.n)
+        check_order(counts, self.n)
+        self.counts = counts
+        self._cache.clear()
+        return self
+
+    @classmethod
+    def from_counts(cls, counts: NGramCounts, n: int, smoothing: str = "mle", k: float = 1.0) -> NGramModel:
+        """A model of order n <= counts.max_order that shares `counts` (no recounting)."""
+        check_order(counts, n)
+        return cls(n, smoothing, k, counts)
+
+    @property
+    def fitted(self) -> NGramCounts:
+        if self.counts is None:
+            raise ValueError("fit the model first")
+        return self.counts
+
+    @property
+    def vocab(self) -> list[str]:
+        return self.fitted.vocab
+
+    @property
+    def vocab_size(self) -> int:
+        return self.fitted.V
+
+    def _levels(self) -> list[_Level]:
+        """Levels of orders 1..n: raw counts at the top (and everywhere for MLE / add-k),
+        continuation counts below the top for Kneser-Ney."""
+        if "levels" not in self._cache:
+            tables = self.fitted.tables
+            kn = self.smoothing == "kneser-ney"
+            self._cache["levels"] = [
+                _level(tables[j - 1], tables[j - 1].cont if kn and j < self.n else tables[j - 1].counts)
+                for j in range(1, self.n + 1)
+            ]
+        return self._cache["levels"]
+
+    # -- contexts ----------------------------------------------------------------------------
+
+    def context_for(self, history: Sequence[str]) -> tuple[str, ...]:
+        """The context the model conditions on after `history`: its last n - 1 tokens.
+
+        An empty history or one ending a sequence (`</s>`) starts a new sequence, so the context
+        is padded with `<s>`; otherwise the history continues unknown text and may be shorter.
+
+        >>> NGramModel(3).context_for([]), NGramModel(3).context_for(["a", "</s>", "b"])
+        (('<s>', '<s>'), ('<s>', 'b'))
+        """
+        return tuple(_context(list(history), self.n, BOS, EOS))
+
+    def _context_rows(self, ctx_ids: Sequence[int]) -> list[int]:
+        """rows[j] = row of the last j - 1 context tokens in the order-(j-1) table (-1: unseen), j = 1..n."""
+        ctx_ids = list(ctx_ids)[len(ctx_ids) - (self.n - 1) :] if self.n > 1 else []
+        rows = [0]
+        for j in range(2, self.n + 1):
+            rows.append(self.fitted.find(ctx_ids[len(ctx_ids) - (j - 1) :]) if j - 1 <= len(ctx_ids) else -1)
+        return rows
+
+    def backoff_context(self, context: Sequence[str]) -> tuple[str, ...]:
+        """The longest suffix of the (last n - 1 tokens of the) context seen in training.
+
+        MLE conditions on it; the page says so when it is shorter than the context.
+
+        >>> m = NGramModel(3).fit([["a", "b", "c"]])
+        >>> m.backoff_context(["x", "b"])
+        ('b',)
+        """
+        context = tuple(context)[-(self.n - 1) :] if self.n > 1 else ()
+        rows = self._context_rows(self.fitted.ids(context))
+        levels = self._levels()
+        best = 0
+        for j in range(2, len(context) + 2):
+            if rows[j - 1] >= 0 and levels[j - 1].total[rows[j - 1]] > 0:
+                best = j - 1
+        return context[len(context) - best :] if best else ()
+
+    # -- probabilities -----------------------------------------------------------------------
+
+    def next_probs(self, context_ids: Sequence[int]) -> np.ndarray:
+        """(V,) float64 distribution of the next token id after the context ids (last n - 1 used)."""
+        c = self.fitted
+        rows = self._context_rows(context_ids)
+        levels = self._levels()
+        top = min(len(rows), len(list(context_ids)) + 1)  # a shorter context uses lower orders only
+        if self.smoothing == "mle":
+            toks, cnt, total = self._mle_support(rows, top)
+            p = np.zeros(c.V)
+            p[toks] = cnt / total
+            return p
+        if self.smoothing == "add-k":
+            lv, row = levels[top - 1], rows[top - 1]
+            p = np.full(c.V, self.k)
+            total = 0
+            if row >= 0 and lv.total[row] > 0:
+                lo, hi = lv.table.starts[row], lv.table.starts[row + 1]
+                p[lv.table.keys[lo:hi] % c.V] += lv.counts[lo:hi]
+                total = lv.total[row]
+            p[BOS_ID] = 0.0
+            return p / (total + self.k * (c.V - 1))
+        p = self._kn_unigram(levels[0])
+        for j in range(2, top + 1):
+            lv, row = levels[j - 1], rows[j - 1]
+            if row < 0 or lv.total[row] == 0:
+                continue  # unseen context: this order adds nothing, keep the lower-order estimate
+            lo, hi = lv.table.starts[row], lv.table.starts[row + 1]
+            total, d = lv.total[row], lv.discount
+            p = p * (d * lv.types[row] / total)
+            p[lv.table.keys[lo:hi] % c.V] += np.maximum(lv.counts[lo:hi] - d, 0) / total
+        return p
+
+    def _mle_support(self, rows: list[int], top: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(token ids, counts, total) of the longest seen context among orders <= top."""
+        levels = self._levels()
+        for j in range(top, 0, -1):
+            lv, row = levels[j - 1], rows[j - 1]
+            if row >= 0 and lv.total[row] > 0:
+                lo, hi = lv.table.starts[row], lv.table.starts[row + 1]
+                cnt = lv.counts[lo:hi]
+                keep = cnt > 0
+                return lv.table.keys[lo:hi][keep] % self.fitted.V, cnt[keep], int(lv.total[row])
+        raise AssertionError("the unigram context is always seen")
+
+    def _mle_logits(self, ctx: list[int]) -> tuple[np.ndarray, torch.Tensor]:
+        """(token ids, float32 log-probabilities) of the continuations of the longest seen suffix of ctx.
+
+        A slice of tables precomputed once per model, so a sampling step is a few binary searches.
+        """
+        if "mle" not in self._cache:
+            V, tables = self.fitted.V, []
+            for lv in self._levels():
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    logp = np.log(lv.counts / lv.total[lv.table.keys // V]).astype(np.float32)
+                tables.append((lv.table.keys % V, logp))
+            self._cache["mle"] = tables
+        levels = self._levels()
+        for j in range(len(ctx) + 1, 0, -1):
+            row = self.fitted.find(ctx[len(ctx) - (j - 1) :]) if j > 1 else 0
+            if row >= 0 and levels[j - 1].total[row] > 0:
+                lo, hi = levels[j - 1].table.starts[row], levels[j - 1].table.starts[row + 1]
+                toks, logp = self._cache["mle"][j - 1]
+                return toks[lo:hi], torch.from_numpy(logp[lo:hi])
+        raise AssertionError("the unigram context is always seen")
+
+    def _kn_unigram(self, lv: _Level) -> np.ndarray:
+        """Kneser-Ney order 1: discounted (continuation) counts interpolated with the uniform distribution."""
+        if "kn1" not in self._cache:
+            V, d, total = self.fitted.V, lv.discount, lv.total[0]
+            p = np.full(V, d * lv.types[0] / total / (V - 1))
+            p[lv.table.keys % V] += np.maximum(lv.counts - d, 0) / total
+            p[BOS_ID] = 0.0
+            self._cache["kn1"] = p
+        return self._cache["kn1"]
+
+    def next_distribution(self, context: Sequence[str] = (), top: int | None = None) -> dict[str, float]:
+        """token -> p(token | context) for tokens with non-zero probability, most likely first.
+
+        The context is used as given (its last n - 1 tokens); `top` keeps only the most likely.
+        """
+        p = self.next_probs(self.fitted.ids(context))
+        nz = np.flatnonzero(p)
+        order = nz[np.argsort(-p[nz], kind="stable")][:top]
+        return {self.fitted.vocab[i]: float(p[i]) for i in order}
+
+    def prob(self, token: str, context: Sequence[str] = ()) -> float:
+        """p(token | context), using the last n - 1 tokens of the context (fewer if shorter).
+
+        Unseen tokens count as `<unk>`.
+        """
+        return float(self.next_probs(self.fitted.ids(context))[self.fitted.index.get(token, UNK_ID)])
+
+    def next_logits(self, context_ids: Sequence[int]) -> torch.Tensor:
+        """(V,) float32 log-probabilities of the next token (-inf where the probability is 0)."""
+        with np.errstate(divide="ignore"):
+            return torch.from_numpy(np.log(self.next_probs(context_ids))).float()
+
+    # -- scoring ------------------------------------------------------------------------------
+
+    def _score(self, sequences: Iterable[Sequence[str]]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Window ids of orders 0..n at the predicted positions, and p(token | context) there."""
+        c = self.fitted
+        stream, targets = _pad([c.ids(s) for s in sequences], self.n)
+        if len(targets) == 0:
+            raise ValueError("nothing to score: the text has no tokens")
+        wins = c.window_ids(stream, self.n)
+        ctx = [np.full(len(targets), 0 if j == 0 else -1, dtype=np.int64) for j in range(self.n)]
+        for j in range(1, self.n):
+            ctx[j] = wins[j][targets - 1]  # the context window of order j ends just before the target
+        levels = self._levels()
+
+        def lookup(j):  # counts of the order-j window at each target, context totals and types
+            lv, row = levels[j - 1], wins[j][targets]
+            crow = ctx[j - 1]
+            seen = crow >= 0
+            total = np.where(seen, lv.total[np.maximum(crow, 0)], 0)
+            types = np.where(seen, lv.types[np.maximum(crow, 0)], 0)
+            return np.where(row >= 0, lv.counts[np.maximum(row, 0)], 0), total, types
+
+        tok = stream[targets]
+        if self.smoothing == "mle":
+            p = np.zeros(len(targets))
+            for j in range(1, self.n + 1):
+                cnt, total, _ = lookup(j)
+                p = np.where(total > 0, cnt / np.maximum(total, 1), p)
+        elif self.smoothing == "add-k":
+            cnt, total, _ = lookup(self.n)
+            p = (cnt + self.k) / (total + self.k * (c.V - 1))
+        else:
+            p = self._kn_unigram(levels[0])[tok]
+            for j in range(2, self.n + 1):
+                cnt, total, types = lookup(j)
+                d = levels[j - 1].discount
+                safe = np.maximum(total, 1)
+                p = np.where(total > 0, np.maximum(cnt - d, 0) / safe + d * types / safe * p, p)
+        return wins, targets, p
+
+    def log_probs(self, sequences: Iterable[Sequence[str]]) -> np.ndarray:
+        """(T,) natural-log probability of every predicted token (each sequence's `</s>` included)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self._score(_as_sequences(sequences))[2])
+
+    def perplexity(self, tokens: Sequence[str] | Iterable[Sequence[str]]) -> float:
+        """exp(mean negative log-likelihood) per predicted token; inf if any token has probability 0.
+
+        `tokens` is one sequence of tokens or a list of sequences, each scored from its start.
+        """
+        lp = self.log_probs(tokens)
+        return float("inf") if np.isneginf(lp).any() else float(math.exp(-lp.mean()))
+
+    def unseen_share(self, sequences: Iterable[Sequence[str]], order: int | None = None) -> float:
+        """Share of the n-grams (order n unless given) of `sequences` never seen in training: sparsity."""
+        order = self.n if order is None else order
+        check_order(self.fitted, order)
+        model = self if order == self.n else NGramModel.from_counts(self.fitted, order)
+        wins, targets, _ = model._score(_as_sequences(sequences))
+        rows = wins[order][targets]
+        seen = (rows >= 0) & (self.fitted.tables[order - 1].counts[np.maximum(rows, 0)] > 0)
+        return float(1 - seen.mean())
+
+    # -- counts for display ------------------------------------------------------------------
+
+    def table_size(self, order: int | None = None) -> int:
+        """Distinct n-grams of an order (n unless given) seen in training."""
+        order = self.n if order is None else order
+        check_order(self.fitted, order)
+        return int((self.fitted.tables[order - 1].counts > 0).sum())
+
+    def count(self, ngram: Sequence[str]) -> int:
+        """How often `ngram` (a tuple of 1..n tokens, `<s>` / `</s>` allowed) occurs in training."""
+        row = self.fitted.find(self.fitted.ids(ngram))
+        return 0 if row < 0 else int(self.fitted.tables[len(ngram) - 1].counts[row])
+
+    def continuations(self, context: Sequence[str]) -> dict[str, int]:
+        """Raw counts C(context w) of every w seen after `context` (its last n - 1 tokens)."""
+        context = tuple(context)[-(self.n - 1) :] if self.n > 1 else ()
+        row = self.fitted.find(self.fitted.ids(context))
+        if row < 0:
+            return {}
+        table, V = self.fitted.tables[len(context)], self.fitted.V
+        lo, hi = table.starts[row], table.starts[row + 1]
+        return {
+            self.fitted.vocab[k % V]: int(n)
+            for k, n in zip(table.keys[lo:hi], table.counts[lo:hi], strict=True)
+            if n > 0
+        }
+
+    def probability_table(self, order: int | None = None, limit: int | None = None) -> list[tuple]:
+        """Rows (context, token, count, p(token | context)) of an order (n unless given), by context.
+
+        Meant for small corpora (the fox sentences); `limit` caps the number of rows.
+        """
+        order = self.n if order is None else order
+        check_order(self.fitted, order)
+        c, V = self.fitted, self.fitted.V
+        model = self if order == self.n else NGramModel.from_counts(c, order, self.smoothing, self.k)
+        table, rows = c.tables[order - 1], []
+        prefixes = _ngram_tokens(c, order - 1)
+        for prefix_row in range(len(table.starts) - 1):
+            lo, hi = table.starts[prefix_row], table.starts[prefix_row + 1]
+            if not table.counts[lo:hi].any():
+                continue
+            context = prefixes[prefix_row]
+            probs = model.next_probs(c.ids(context))
+            for key, n in zip(table.keys[lo:hi], table.counts[lo:hi], strict=True):
+                if n > 0:
+                    rows.append((context, c.vocab[key % V], int(n), float(probs[key % V])))
+                    if limit is not None and len(rows) >= limit:
+                        return rows
+        return rows
+
+    # -- sampling ----------------------------------------------------------------------------
+
+    def sample(
+        self,
+        prompt_tokens: Sequence[str],
+        length: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> list[str]:
+        """`length` new tokens after the prompt, drawn with the shared `sample_next`.
+
+        After `</s>` a new sequence starts (context padded with `<s>`), so `</s>` may appear in
+        the output. MLE draws among the continuations seen (the other tokens have logit -inf),
+        backing off to a shorter context when the context was never seen.
+        """
+        c = self.fitted
+        if length < 0:
+            raise ValueError("length must be >= 0")
+        filter_logits(torch.zeros(1), temperature, top_k, top_p)  # bad settings fail before the first draw
+        generator = make_generator(seed)
+        history = c.ids(prompt_tokens)
+        out: list[str] = []
+        for _ in range(length):
+            ctx = _context(history, self.n, BOS_ID, EOS_ID)
+            if self.smoothing == "mle":
+                # logits over the continuations seen only: the other tokens' -inf logits never change a draw
+                toks, logits = self._mle_logits(ctx)
+                nid = int(toks[sample_next(logits, temperature, top_k, top_p, generator)])
+            else:
+                nid = sample_next(self.next_logits(ctx), temperature, top_k, top_p, generator)
+            history.append(nid)
+            out.append(c.vocab[nid])
+        return out
+
+
+def check_order(counts: NGramCounts, n: int) -> None:
+    """Raise a clear `ValueError` when order n cannot be used with these counts."""
+    if int(n) != n or not 1 <= n <= counts.max_order:
+        raise ValueError(f"n must be an integer between 1 and {counts.max_order}")
+    if n > counts.longest + 1:
+        raise ValueError(
+            f"n = {n} is larger than the text: its longest sequence has {counts.longest} tokens; "
+            f"pick n <= {counts.longest + 1} or give more text."
+        )
+
+
+def _context(history: Sequence, n: int, bos, eos) -> list:
+    """The last n - 1 items of `history`, `bos`-padded when they start a sequence.
+
+    A sequence starts after `eos` or at an empty history; otherwise the history continues text
+    we do not see, and the context stays short rather than pretending to be a sequence start.
+
+    >>> _context([], 3, "<s>", "</s>"), _context(["a", "</s>", "b"], 3, "<s>", "</s>"), _context(["b"], 3, "<s>", "</s>")
+    (['<s>', '<s>'], ['<s>', 'b'], ['b'])
+    """
+    if n == 1:
+        return []
+    tail = list(history[-(n - 1) :])
+    if eos in tail:
+        tail = tail[len(tail) - tail[::-1].index(eos) :]
+    elif history:
+        return tail
+    return [bos] * (n - 1 - len(tail)) + tail
+
+
+def _as_sequences(tokens) -> list[Sequence[str]]:
+    """One sequence of tokens, or a list of them, as a list of sequences."""
+    tokens = list(tokens)
+    return [tokens] if tokens and isinstance(tokens[0], str) else tokens
+
+
+def _ngram_tokens(counts: NGramCounts, order: int) -> list[tuple[str, ...]]:
+    """The tokens of every row of the order-`order` table (order 0: the empty n-gram)."""
+    V, cols = counts.V, []
+    rows = np.arange(len(counts.tables[order - 1].keys)) if order else np.zeros(1, dtype=np.int64)
+    for j in range(order, 0, -1):  # peel the last token off, then follow the prefix row down
+        keys = counts.tables[j - 1].keys[rows]
+        cols.append(keys % V)
+        rows = keys // V
+    vocab = counts.vocab
+    return [tuple(vocab[t] for t in reversed(col)) for col in zip(*cols, strict=True)] if cols else [()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Memorisation
+
+
+@dataclass(frozen=True)
+class Memorisation:
+    """How much of a sample was copied verbatim from the training text."""
+
+    k: int  # length of the n-grams checked
+    share: float  # share of the sample's k-grams that occur verbatim in the training text
+    longest: int  # the longest run of sample tokens that occurs verbatim in the training text
+    start: int  # where that run starts in the sample
+    copied: list[bool]  # per sample token: inside a copied k-gram
+
+
+def memorisation(counts: NGramCounts, tokens: Sequence[str], k: int) -> Memorisation:
+    """Find the sample's k-grams and longest span that occur verbatim in the training text.
+
+    For each start i the match is grown token by token among the training positions that still
+    agree, so the cost is one binary search per token plus the (quickly shrinking) candidates.
+
+    >>> c = count_ngrams([["a", "b", "c", "d"]], 2)
+    >>> m = memorisation(c, ["x", "b", "c", "d", "a"], 2)
+    >>> m.share, m.longest, m.start, m.copied
+    (0.5, 3, 1, [False, True, True, True, False])
+    """
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    if "by_token" not in counts.cache:
+        order = np.argsort(counts.stream, kind="stable")
+        counts.cache["by_token"] = order, counts.stream[order]
+    order, sorted_ids = counts.cache["by_token"]
+    stream, ids, L = counts.stream, counts.ids(tokens), len(tokens)
+    match = [0] * L  # match[i]: the longest verbatim copy starting at sample token i
+    for i, t in enumerate(ids):
+        if t in (UNK_ID, BOS_ID):
+            continue
+        cand = order[np.searchsorted(sorted_ids, t) : np.searchsorted(sorted_ids, t, side="right")]
+        length = 1
+        while i + length < L and cand.size:
+            cand = cand[cand + length < len(stream)]
+            cand = cand[stream[cand + length] == ids[i + length]]
+            length += bool(cand.size)
+        match[i] = length
+    starts = [i for i in range(L - k + 1) if match[i] >= k]
+    copied = [False] * L
+    for i in starts:
+        copied[i : i + k] = [True] * k
+    best = max(range(L), key=match.__getitem__, default=0)
+    share = len(starts) / (L - k + 1) if k <= L else 0.0
+    return Memorisation(k, share, match[best] if L else 0, best, copied)
+
+
+# ---------------------------------------------------------------------------------------------
+# The TextLM adapter
+
+
+@dataclass
+class NGramTextLM:
+    """An `NGramModel` as a `mllm_core.lm.TextLM`: text in, log-probabilities of the next id out.
+
+    Char level: one token per character and a newline is `</s>`. Word level: whitespace tokens,
+    `decode` joins them with spaces and a line break is `</s>`.
+
+    >>> lm = train_text_lm("abab\\nabba", 2, level="char", smoothing="mle")
+    >>> lm.decode(lm.encode("ab\\nba")), round(float(lm.next_logits(lm.encode("a")).exp()[lm.encode("b")[0]]), 3)
+    ('ab\\nba', 0.75)
+    """
+
+    model: NGramModel
+    level: str = "char"  # "char" | "word": how text becomes tokens
+    name: str = ""  # shown by the generation lab; "" -> e.g. "3-gram (char, kneser-ney)"
+
+    def __post_init__(self) -> None:
+        if self.level not in ("char", "word"):
+            raise ValueError(f"level must be 'char' or 'word', not {self.level!r}")
+        self.model.fitted  # noqa: B018 - raises when the model was not fitted
+        self.name = self.name or f"{self.model.n}-gram ({self.level}, {self.model.smoothing})"
+
+    @property
+    def block_size(self) -> int:
+        """The model reads only the last n - 1 tokens."""
+        return self.model.n - 1
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.vocab_size
+
+    def encode(self, text: str) -> list[int]:
+        counts, out = self.model.fitted, []
+        for i, line in enumerate(text.split("\n")):
+            if i:
+                out.append(EOS_ID)
+            out += counts.ids(line.split() if self.level == "word" else line)
+        return out
+
+    def decode(self, ids: list[int]) -> str:
+        vocab = self.model.vocab
+        if self.level == "char":
+            return "".join("\n" if i == EOS_ID else "" if i == BOS_ID else vocab[i] for i in ids)
+        lines, words = [], []
+        for i in ids:
+            if i == EOS_ID:
+                lines.append(" ".join(words))
+                words = []
+            elif i != BOS_ID:
+                words.append(vocab[i])
+        return "\n".join([*lines, " ".join(words)])
+
+    def next_logits(self, ids: list[int]) -> torch.Tensor:
+        """(V,) float32 log-probabilities of the next id (-inf for impossible ones) after `ids`."""
+        return self.model.next_logits(_context(list(ids), self.model.n, BOS_ID, EOS_ID))
+
+
+def train_text_lm(
+    text: str, n: int, level: str = "char", smoothing: str = "kneser-ney", k: float = 1.0, name: str = ""
+) -> NGramTextLM:
+    """Fit an n-gram model on `text` (one sequence per non-empty line) and wrap it as a TextLM."""
+    return NGramTextLM(NGramModel(n, smoothing, k).fit(split_tokens(text, level)), level, name)
