@@ -4,10 +4,10 @@
 `vocab_size`, `id_to_token(i)`, `save(path)` / `load(path)`.
 """
 
-from mllm_core.tokenizers.base import Tokenizer, load_tokenizer
+from mllm_core.tokenizers.base import Tokenizer, encoding_stats, load_tokenizer
 from mllm_core.tokenizers.char import CharTokenizer
 
-__all__ = ["CharTokenizer", "Tokenizer", "load_tokenizer"]
+__all__ = ["BPETokenizer", "CharTokenizer", "Tokenizer", "WordTokenizer", "encoding_stats", "load_tokenizer"]
 
 
 def __getattr__(name):  # the word and BPE tokenizers load on first use

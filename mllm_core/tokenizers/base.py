@@ -18,6 +18,7 @@ class Tokenizer:
     """Base class: subclasses implement `train`, `encode`, `decode`, `id_to_token` and the state."""
 
     kind: ClassVar[str] = "base"
+    unk_id: ClassVar[int | None] = None  # the id unknown input maps to; None for lossless tokenizers
 
     def train(self, text: str, vocab_size: int | None = None) -> Tokenizer:
         raise NotImplementedError
@@ -38,6 +39,10 @@ class Tokenizer:
     def tokens(self, text: str) -> list[str]:
         """The text of each token of `encode(text)`, for display."""
         return [self.id_to_token(i) for i in self.encode(text)]
+
+    def token_frequencies(self) -> list[int]:
+        """How often each id occurred in the training text (index = id), for a vocabulary browser."""
+        raise NotImplementedError
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -73,6 +78,8 @@ class ListVocabTokenizer(Tokenizer):
     with the training counts (`counts`) kept for the vocabulary browser; shared by char and word.
     """
 
+    unk_id = 0  # `<unk>` comes first in every list vocabulary
+
     def __init__(self) -> None:
         self.set_vocab([])
         self.counts: Counter[str] = Counter()  # unit -> occurrences in the training text
@@ -88,12 +95,32 @@ class ListVocabTokenizer(Tokenizer):
     def id_to_token(self, i: int) -> str:
         return self.itos[i]
 
+    def token_frequencies(self) -> list[int]:
+        return [self.counts.get(s, 0) for s in self.itos]
+
     def get_state(self) -> dict[str, Any]:
         return {"itos": self.itos, "counts": dict(self.counts)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.set_vocab(state["itos"])
         self.counts = Counter(state.get("counts", {}))
+
+
+def encoding_stats(tok: Tokenizer, text: str) -> dict[str, float]:
+    """What a tokenizer makes of `text`: vocabulary size, sequence length, compression, `<unk>` share.
+
+    >>> from mllm_core.tokenizers.char import CharTokenizer
+    >>> encoding_stats(CharTokenizer().train("abc"), "abcd")
+    {'vocab size': 4, 'tokens': 4, 'bytes per token': 1.0, 'unk share': 0.25}
+    """
+    ids = tok.encode(text)
+    n_unk = sum(i == tok.unk_id for i in ids) if tok.unk_id is not None else 0
+    return {
+        "vocab size": tok.vocab_size,
+        "tokens": len(ids),
+        "bytes per token": len(text.encode("utf-8", errors="surrogatepass")) / len(ids) if ids else 0.0,
+        "unk share": n_unk / len(ids) if ids else 0.0,
+    }
 
 
 _KINDS: dict[str, type[Tokenizer]] = {}

@@ -293,6 +293,9 @@ class BPETokenizer(Tokenizer):
     def vocab_size(self) -> int:
         return len(self.vocab)
 
+    def token_frequencies(self) -> list[int]:
+        return [self.token_counts.get(i, 0) for i in range(self.vocab_size)]
+
     def token_bytes(self, i: int) -> bytes:
         return self.vocab[i]
 

@@ -50,7 +50,7 @@ class WordTokenizer(ListVocabTokenizer):
         self.min_freq = min_freq  # words seen fewer times in training become <unk>
         self.set_vocab(list(SPECIALS))
 
-    unk_id, pad_id, bos_id, eos_id = 0, 1, 2, 3
+    pad_id, bos_id, eos_id = 1, 2, 3  # unk_id = 0, as in every list vocabulary
 
     def train(self, text: str, vocab_size: int | None = None) -> WordTokenizer:
         """Keep words seen at least `min_freq` times, the most frequent first (at most `vocab_size` ids)."""

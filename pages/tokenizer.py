@@ -1,0 +1,139 @@
+"""Tokenizer lab: word, character and byte-level BPE on the same text; BPE trained live, merge by merge."""
+
+import streamlit as st
+
+from mllm_core.tokenizers.bpe import N_BYTES
+from ui import tokenizer as ui
+from ui.common import corpus_picker, download_csv, download_json, download_text, guard, page_header
+
+DEFAULT_TEXT = (
+    "Tokenizers turn text into numbers. Unbelievably, 'tokenization' isn't magic!\n"
+    "Emoji 🤖👩‍💻, accents (café), 日本語, and numbers like 1234567 all become bytes first."
+)
+KINDS = ["BPE", "Word", "Character"]  # also the URL values: ?tok_kind=Word
+
+page_header(
+    "Tokenizer",
+    "Every language model first turns text into a sequence of integer ids. A **word** tokenizer gives "
+    "short sequences but a huge vocabulary and `<unk>` for unseen words; a **character** tokenizer has a "
+    "tiny vocabulary but long sequences; **byte-level BPE** starts from the 256 bytes and merges the most "
+    "frequent adjacent pair again and again, in between the two and lossless on any text. Train it below, "
+    "then step through its merges.",
+    icon="✂️",
+)
+
+left, right = st.columns([3, 1])
+text = left.text_area("Text to tokenize", DEFAULT_TEXT, height=110, key="tok_text")
+kind = right.radio("Tokenizer", KINDS, key="tok_kind", bind="query-params", help="BPE here is byte-level BPE.")
+show_ws = right.toggle("Show whitespace", True, key="tok_ws", bind="query-params", help="· space, → tab, ↵ newline")
+
+with st.expander("Training corpus and settings", expanded=True):
+    c1, c2, c3, c4 = st.columns(4)
+    with c1:
+        corpus = corpus_picker("tok", label="Train on")
+    mb = c2.slider(
+        "Training text (MB)", 0.1, 3.0, 1.0, 0.1, key="tok_mb", bind="query-params", help="The corpus's first MB."
+    )
+    vocab_size = c3.number_input(
+        "BPE vocabulary size",
+        min_value=N_BYTES + 1,
+        max_value=8192,
+        value=512,
+        step=64,
+        key="tok_vocab",
+        bind="query-params",
+        help="256 byte tokens + one token per merge.",
+    )
+    min_freq = c4.number_input(
+        "Word: minimum frequency", 1, 1000, 2, key="tok_minfreq", bind="query-params", help="Rarer words → <unk>."
+    )
+
+if corpus is None:
+    st.stop()
+toks = None
+with guard("Training the tokenizers"):
+    train_text = ui.head_bytes(corpus.text, int(mb * ui.MB))
+    bar = st.empty()
+    bpe = ui.trained_bpe(train_text, int(vocab_size), lambda f, msg: bar.progress(f, f"Training BPE: {msg}"))
+    bar.empty()
+    word, char = ui.trained_word_and_char(train_text, int(min_freq))
+    toks = dict(zip(KINDS, (bpe, word, char), strict=True))
+if toks is None:
+    st.stop()
+st.caption(
+    f"Trained on {len(train_text.encode()):,} bytes of *{corpus.name}*: BPE {bpe.vocab_size:,} tokens, "
+    f"word {word.vocab_size:,}, character {char.vocab_size:,}."
+)
+if not text:
+    st.warning("The text box is empty: type or paste some text to tokenize.")
+    st.stop()
+
+tab_tokens, tab_merges, tab_compare, tab_vocab = st.tabs(["Tokens", "BPE merges", "Side by side", "Vocabulary"])
+
+with tab_tokens:
+    tok = toks[kind]
+    pieces = ui.pieces(tok, text)
+    n_bytes = len(text.encode("utf-8", errors="surrogatepass"))
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Characters", f"{len(text):,}")
+    m2.metric("Bytes (UTF-8)", f"{n_bytes:,}")
+    m3.metric("Tokens", f"{len(pieces):,}")
+    m4.metric("Bytes per token", f"{n_bytes / max(1, len(pieces)):.2f}")
+    st.html(ui.spans_html(pieces, show_ws, gap=kind == "Word"))
+    st.caption("Hover a token to see its id and bytes.")
+    st.code(str([i for i, _, _ in pieces]), language=None, wrap_lines=True)
+    ids = [i for i, _, _ in pieces]
+    if tok.decode(ids) == text:
+        st.success("Lossless: decode(encode(text)) gives the text back exactly.", icon="✅")
+    else:
+        st.info(
+            f"Lossy by design: decoding gives back `{tok.decode(ids)[:200]}`"
+            + (" (lower-cased, spacing normalised, unseen words → `<unk>`)." if kind == "Word" else " (`<unk>`).")
+        )
+
+with tab_merges:
+    st.markdown(
+        "Each row is one training step: the most frequent adjacent pair became a new token. "
+        "Counts only go down, and early merges are common word pieces (` t`, `he`, ` the`)."
+    )
+    st.dataframe(ui.merges_frame(bpe), height=260, hide_index=True)
+    n_merges = len(bpe.merges)
+    st.session_state["tok_step"] = min(st.session_state.get("tok_step", n_merges), n_merges)
+    step = st.slider("Merges applied", 0, n_merges, key="tok_step", help="Replay training: the text after k merges.")
+    step_pieces = ui.pieces(bpe.truncated(step), text)
+    last = bpe.merges[step - 1] if step else None
+    st.caption(
+        f"After {step:,} merges: {len(step_pieces):,} tokens ({n_bytes:,} bytes)"
+        + (
+            f" · last merge {bpe.id_to_token(last.new_id)!r} (id {last.new_id}, seen {last.count:,} times)"
+            if last
+            else ""
+        )
+    )
+    st.html(ui.spans_html(step_pieces, show_ws))
+    d1, d2, d3 = st.columns(3)
+    with d1:
+        download_json("Vocabulary (JSON)", ui.vocab_json(bpe), "bpe_vocab.json", key="tok_dl_vocab")
+    with d2:
+        download_text("Merges (text)", bpe.merges_text(), "bpe_merges.txt", key="tok_dl_merges")
+    with d3:
+        download_csv("Merges (CSV)", ui.merges_frame(bpe), "bpe_merges.csv", key="tok_dl_merges_csv")
+
+with tab_compare:
+    frame = ui.comparison_frame(toks, text)
+    st.dataframe(frame.style.format({"bytes per token": "{:.2f}", "unk share": "{:.1%}"}))
+    st.plotly_chart(ui.comparison_chart(frame), key="tok_compare_chart")
+    st.caption(
+        "Word: fewest tokens, largest vocabulary, loses case and unseen words. Character: longest sequences. "
+        "BPE: lossless, and its sequence length shrinks as the vocabulary grows."
+    )
+
+with tab_vocab:
+    vocab = ui.vocab_frame(toks[kind])
+    st.markdown(f"**{kind}** vocabulary: {len(vocab):,} tokens, most frequent first (training-text counts).")
+    st.dataframe(vocab.sort_values("frequency", ascending=False, kind="stable"), height=300, hide_index=True)
+    st.plotly_chart(
+        ui.zipf_chart(vocab["frequency"].tolist(), f"{kind} tokens: rank vs frequency (Zipf)"),
+        key="tok_zipf_chart",
+    )
+    st.caption("On log-log axes Zipf's law is a straight line: the r-th most common token appears about 1/r as often.")

@@ -1,0 +1,116 @@
+"""The Tokenizer page: renders offline with its defaults, switches tokenizers, replays merges, explains bad input."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = "../pages/tokenizer.py"
+
+
+def run_page(**widgets) -> AppTest:
+    """Render the page once with its defaults, then again with `widgets` (key -> value) set."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    if widgets:
+        for key, value in widgets.items():
+            at.session_state[key] = value
+        at.run()
+    return at
+
+
+def metric(at: AppTest, label: str) -> float:
+    return float(next(m.value for m in at.metric if m.label == label).replace(",", ""))
+
+
+def spans(at: AppTest) -> list[tuple[str, str]]:
+    """(hover title, shown text) of each token span of the Tokens tab, e.g. ("id 256 · bytes 20 74", "·t")."""
+    return re.findall(r'<span title="([^"]*)"[^>]*>([^<]*)</span>', at.get("html")[0].proto.body)
+
+
+@pytest.fixture(scope="module")
+def default_page() -> AppTest:
+    return run_page()
+
+
+def test_defaults_render_bpe_spans_and_counts(default_page):
+    at = default_page
+    assert not at.error, [e.value for e in at.error]
+    assert at.radio(key="tok_kind").value == "BPE"
+    assert any("Trained on 1,000,000 bytes of *wikipedia-sample*: BPE 512 tokens" in c.value for c in at.caption)
+    n_tokens, n_bytes = metric(at, "Tokens"), metric(at, "Bytes (UTF-8)")
+    assert 0 < n_tokens < n_bytes  # merges compress
+    assert metric(at, "Bytes per token") == pytest.approx(n_bytes / n_tokens, abs=0.01)
+    tokens = spans(at)
+    assert len(tokens) == n_tokens
+    assert tokens[0] == ("id 84 · bytes 54", "T")  # "T" is byte 0x54 and id 84
+    assert any("Lossless" in s.value for s in at.success)
+
+
+def test_merges_table_step_slider_and_downloads(default_page):
+    at = default_page
+    merges = at.dataframe[0].value
+    assert list(merges.columns) == ["rank", "left", "right", "merged", "id", "count"]
+    assert len(merges) == 512 - 256
+    assert merges["count"].is_monotonic_decreasing
+    assert at.slider(key="tok_step").value == 256
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert {"Vocabulary (JSON)", "Merges (text)", "Merges (CSV)"} <= labels
+
+    at.slider(key="tok_step").set_value(0).run()
+    n_bytes = int(metric(at, "Bytes (UTF-8)"))
+    assert any(c.value.startswith(f"After 0 merges: {n_bytes:,} tokens") for c in at.caption)  # bytes only
+
+
+def test_side_by_side_compares_the_three_tokenizers(default_page):
+    frame = default_page.dataframe[1].value
+    assert list(frame.index) == ["BPE", "Word", "Character"]
+    assert frame.loc["Word", "tokens"] < frame.loc["BPE", "tokens"] < frame.loc["Character", "tokens"]
+    assert frame.loc["BPE", "unk share"] == 0
+    assert frame.loc["Word", "vocab size"] > frame.loc["BPE", "vocab size"]
+
+
+def test_word_tokenizer_is_shown_as_lossy():
+    at = run_page(tok_kind="Word")
+    assert not at.error
+    assert any("Lossy by design" in i.value for i in at.info)
+    tokens = spans(at)
+    assert ("id 0", "&lt;unk&gt;") in tokens  # no bytes for <unk>
+    shown = [text for _, text in tokens]
+    assert "numbers" in shown and "Tokenizers" not in shown  # lower-cased words
+    vocab = at.dataframe[2].value
+    assert vocab["token"].iloc[0] in {"the", ","}  # the most frequent word first
+
+
+def test_whitespace_toggle(default_page):
+    assert "·t" in [text for _, text in spans(default_page)]
+    at = run_page(tok_ws=False)
+    shown = [text for _, text in spans(at)]
+    assert " t" in shown and not any("·" in text for text in shown)
+
+
+def test_settings_come_from_the_url():
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["tok_kind"] = "Character"  # the shared link ?tok_kind=Character
+    at.run()
+    assert not at.exception
+    assert at.radio(key="tok_kind").value == "Character"
+    assert metric(at, "Tokens") == metric(at, "Characters")
+
+
+@pytest.mark.parametrize(
+    ("widgets", "message"),
+    [
+        ({"tok_text": ""}, "text box is empty"),
+        ({"tok_corpus": "hello", "tok_vocab": 512}, "allows only"),
+    ],
+    ids=["empty text", "vocab too large for the corpus"],
+)
+def test_bad_input_gets_a_clear_message(widgets, message):
+    at = run_page(**widgets)
+    assert not at.exception
+    shown = [e.value for e in at.error] + [w.value for w in at.warning]
+    assert any(message in s for s in shown), shown

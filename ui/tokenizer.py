@@ -1,0 +1,165 @@
+"""Drawing helpers and caches of the Tokenizer lab: token spans, charts, tables, trained tokenizers.
+
+Everything the page shows that is more than a widget lives here, so `pages/tokenizer.py`
+stays a thin read-widgets -> call-engine -> draw script.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import threading
+from collections.abc import Callable
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from mllm_core.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer, encoding_stats
+from mllm_core.tokenizers.bpe import Merge
+
+MB = 1_000_000
+PALETTE = ["#fde68a", "#a7f3d0", "#bfdbfe", "#fbcfe8", "#ddd6fe", "#fed7aa", "#bbf7d0", "#e5e7eb"]
+_VISIBLE_WS = str.maketrans({" ": "·", "\t": "→", "\n": "↵\n", "\r": "␍"})
+
+
+def head_bytes(text: str, n_bytes: int) -> str:
+    """The first `n_bytes` bytes of `text` (never cutting a character in two)."""
+    return text.encode("utf-8", errors="surrogatepass")[:n_bytes].decode("utf-8", errors="ignore")
+
+
+# ---------------------------------------------------------------------------------------------
+# Trained tokenizers, shared by every session
+
+
+@st.cache_resource(show_spinner=False)
+def _bpe_store() -> tuple[dict[tuple[str, int], BPETokenizer], threading.Lock]:
+    """(text digest, vocab size) -> trained BPE, for every session of this server."""
+    return {}, threading.Lock()
+
+
+def trained_bpe(text: str, vocab_size: int, progress: Callable[[float, str], None] | None = None) -> BPETokenizer:
+    """BPE trained on `text`, from the shared store or trained now (reporting progress in [0, 1])."""
+    store, lock = _bpe_store()
+    key = (hashlib.sha1(text.encode("utf-8", errors="surrogatepass")).hexdigest(), vocab_size)
+    with lock:
+        tok = store.get(key)
+    if tok is not None:
+        return tok
+    n_merges = vocab_size - 256
+
+    def callback(m: Merge) -> None:
+        if progress is not None and (m.rank % 25 == 0 or m.rank == n_merges - 1):
+            progress((m.rank + 1) / n_merges, f"merge {m.rank + 1:,} / {n_merges:,}: count {m.count:,}")
+
+    tok = BPETokenizer().train(text, vocab_size, callback=callback)
+    with lock:
+        if len(store) >= 16:  # keep memory bounded: forget the oldest
+            store.pop(next(iter(store)))
+        store[key] = tok
+    return tok
+
+
+@st.cache_resource(show_spinner="Training the word and character tokenizers…", max_entries=8)
+def trained_word_and_char(text: str, min_freq: int) -> tuple[WordTokenizer, CharTokenizer]:
+    return WordTokenizer(min_freq=min_freq).train(text), CharTokenizer().train(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Token spans
+
+
+def pieces(tok: Tokenizer, text: str) -> list[tuple[int, str, bytes]]:
+    """(id, text shown, bytes) of each token of `text`."""
+    out = []
+    for i in tok.encode(text):
+        if isinstance(tok, BPETokenizer):
+            raw = tok.token_bytes(i)
+        else:  # `<unk>` stands for no bytes in particular
+            raw = b"" if i == tok.unk_id else tok.id_to_token(i).encode("utf-8")
+        out.append((i, tok.id_to_token(i), raw))
+    return out
+
+
+def spans_html(tokens: list[tuple[int, str, bytes]], show_whitespace: bool, gap: bool = False) -> str:
+    """Coloured token spans; hovering shows the id and the bytes. `gap` separates tokens by a space."""
+    parts = []
+    for k, (i, shown, raw) in enumerate(tokens):
+        shown = shown.translate(_VISIBLE_WS) if show_whitespace else shown
+        title = f"id {i} · bytes {raw.hex(' ')}" if raw else f"id {i}"
+        parts.append(
+            f'<span title="{html.escape(title)}" style="background:{PALETTE[k % len(PALETTE)]};'
+            f'border-radius:3px;padding:1px 0;white-space:pre-wrap">{html.escape(shown)}</span>'
+        )
+    body = (" " if gap else "").join(parts) or "<i>(no tokens)</i>"
+    return f'<div style="font-family:monospace;line-height:1.9;font-size:0.95rem;color:#111">{body}</div>'
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables and charts
+
+
+def merges_frame(tok: BPETokenizer) -> pd.DataFrame:
+    t = tok.id_to_token
+    return pd.DataFrame(
+        {
+            "rank": [m.rank for m in tok.merges],
+            "left": [t(m.pair[0]) for m in tok.merges],
+            "right": [t(m.pair[1]) for m in tok.merges],
+            "merged": [t(m.new_id) for m in tok.merges],
+            "id": [m.new_id for m in tok.merges],
+            "count": [m.count for m in tok.merges],
+        }
+    )
+
+
+def vocab_frame(tok: Tokenizer) -> pd.DataFrame:
+    """One row per id: the token, its length in bytes and its frequency in the training text."""
+    tokens = [tok.id_to_token(i) for i in range(tok.vocab_size)]
+    return pd.DataFrame(
+        {
+            "id": range(tok.vocab_size),
+            "token": tokens,
+            "bytes": [
+                len(tok.token_bytes(i)) if isinstance(tok, BPETokenizer) else len(s.encode())
+                for i, s in enumerate(tokens)
+            ],
+            "frequency": tok.token_frequencies(),
+        }
+    )
+
+
+def vocab_json(tok: Tokenizer) -> dict[str, str]:
+    return {str(i): tok.id_to_token(i) for i in range(tok.vocab_size)}
+
+
+def comparison_frame(toks: dict[str, Tokenizer], text: str) -> pd.DataFrame:
+    rows = [{"tokenizer": name, **encoding_stats(tok, text)} for name, tok in toks.items()]
+    return pd.DataFrame(rows).set_index("tokenizer")
+
+
+def comparison_chart(frame: pd.DataFrame) -> go.Figure:
+    columns = ["tokens", "vocab size", "bytes per token", "unk share"]
+    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=["sequence length", *columns[1:]])
+    for c, col in enumerate(columns, start=1):
+        fig.add_trace(go.Bar(x=frame.index, y=frame[col], marker_color=PALETTE[:3], showlegend=False), row=1, col=c)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def zipf_chart(frequencies: list[int], title: str) -> go.Figure:
+    """Rank-frequency on log-log axes, with the Zipf line f(r) = f(1) / r for reference."""
+    freqs = sorted((f for f in frequencies if f > 0), reverse=True)
+    ranks = list(range(1, len(freqs) + 1))
+    fig = go.Figure(go.Scatter(x=ranks, y=freqs, mode="markers", marker=dict(size=4), name="tokens"))
+    if freqs:
+        fig.add_trace(
+            go.Scatter(
+                x=ranks, y=[freqs[0] / r for r in ranks], mode="lines", line=dict(dash="dash"), name="f(1) / rank"
+            )
+        )
+    fig.update_xaxes(type="log", title="rank")
+    fig.update_yaxes(type="log", title="frequency in the training text")
+    fig.update_layout(title=title, height=360, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
