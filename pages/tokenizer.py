@@ -4,7 +4,7 @@ import streamlit as st
 
 from mllm_core.tokenizers.bpe import N_BYTES
 from ui import tokenizer as ui
-from ui.common import corpus_picker, download_csv, download_json, download_text, guard, page_header
+from ui.common import corpus_picker, download_json, download_text, guard, page_header
 
 DEFAULT_TEXT = (
     "Tokenizers turn text into numbers. Unbelievably, 'tokenization' isn't magic!\n"
@@ -94,9 +94,9 @@ with tab_tokens:
 with tab_merges:
     st.markdown(
         "Each row is one training step: the most frequent adjacent pair became a new token. "
-        "Counts only go down, and early merges are common word pieces (` t`, `he`, ` the`)."
+        "Counts only go down, and early merges are common word pieces (`·t`, `he`, `·the`; · is a space)."
     )
-    st.dataframe(ui.merges_frame(bpe), height=260, hide_index=True)
+    st.dataframe(ui.merges_frame(bpe, show_ws), height=260, hide_index=True)
     n_merges = len(bpe.merges)
     st.session_state["tok_step"] = min(st.session_state.get("tok_step", n_merges), n_merges)
     step = st.slider("Merges applied", 0, n_merges, key="tok_step", help="Replay training: the text after k merges.")
@@ -117,7 +117,7 @@ with tab_merges:
     with d2:
         download_text("Merges (text)", bpe.merges_text(), "bpe_merges.txt", key="tok_dl_merges")
     with d3:
-        download_csv("Merges (CSV)", ui.merges_frame(bpe), "bpe_merges.csv", key="tok_dl_merges_csv")
+        download_json("Tokenizer (load_tokenizer)", bpe.to_dict(), "bpe_tokenizer.json", key="tok_dl_tokenizer")
 
 with tab_compare:
     frame = ui.comparison_frame(toks, text)
@@ -129,7 +129,7 @@ with tab_compare:
     )
 
 with tab_vocab:
-    vocab = ui.vocab_frame(toks[kind])
+    vocab = ui.vocab_frame(toks[kind], show_ws)
     st.markdown(f"**{kind}** vocabulary: {len(vocab):,} tokens, most frequent first (training-text counts).")
     st.dataframe(vocab.sort_values("frequency", ascending=False, kind="stable"), height=300, hide_index=True)
     st.plotly_chart(

@@ -56,9 +56,10 @@ def test_merges_table_step_slider_and_downloads(default_page):
     assert list(merges.columns) == ["rank", "left", "right", "merged", "id", "count"]
     assert len(merges) == 512 - 256
     assert merges["count"].is_monotonic_decreasing
+    assert tuple(merges.iloc[0][["left", "right", "merged", "id"]]) == ("·", "t", "·t", 256)  # " t" comes first
     assert at.slider(key="tok_step").value == 256
     labels = {b.proto.label for b in at.get("download_button")}
-    assert {"Vocabulary (JSON)", "Merges (text)", "Merges (CSV)"} <= labels
+    assert {"Vocabulary (JSON)", "Merges (text)", "Tokenizer (load_tokenizer)"} <= labels
 
     at.slider(key="tok_step").set_value(0).run()
     n_bytes = int(metric(at, "Bytes (UTF-8)"))

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from mllm_core import corpora
-from mllm_core.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer, load_tokenizer
+from mllm_core.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer, encoding_stats, load_tokenizer
 from mllm_core.tokenizers.bpe import merge, pair_counts, split_chunks
 
 HARD_STRINGS = [
@@ -274,3 +274,25 @@ def test_load_refuses_another_kind(tmp_path):
     path = WordTokenizer().train("a b").save(tmp_path / "w.json")
     with pytest.raises(ValueError, match="word tokenizer"):
         BPETokenizer.load(path)
+
+
+def test_encoding_stats_compare_tokenizers_on_a_text(bpe):
+    text = "The cat sat on the zyzzyva."
+    word = WordTokenizer().train("the cat sat on the mat.")
+    stats = encoding_stats(word, text)
+    assert stats["tokens"] == 7 and stats["unk share"] == pytest.approx(1 / 7)  # only "zyzzyva" is unknown
+    assert stats["bytes per token"] == pytest.approx(len(text) / 7)
+    assert encoding_stats(bpe, text)["unk share"] == 0 and encoding_stats(bpe, "")["tokens"] == 0
+
+
+def test_token_frequencies_are_training_counts_by_id(bpe):
+    word = WordTokenizer().train("b a a")
+    assert word.token_frequencies() == [0, 0, 0, 0, 2, 1]  # specials first, then a, b
+    assert bpe.token_frequencies() == [bpe.token_counts.get(i, 0) for i in range(bpe.vocab_size)]
+    assert bpe.token_frequencies()[bpe.merges[0].new_id] > 0
+
+
+def test_to_dict_is_what_save_writes(tmp_path, bpe):
+    path = bpe.save(tmp_path / "bpe.json")
+    assert json.loads(path.read_text(encoding="utf-8")) == json.loads(json.dumps(bpe.to_dict()))
+    assert bpe.to_dict()["kind"] == "bpe"

@@ -21,7 +21,7 @@ from mllm_core.tokenizers.bpe import Merge
 
 MB = 1_000_000
 PALETTE = ["#fde68a", "#a7f3d0", "#bfdbfe", "#fbcfe8", "#ddd6fe", "#fed7aa", "#bbf7d0", "#e5e7eb"]
-_VISIBLE_WS = str.maketrans({" ": "·", "\t": "→", "\n": "↵\n", "\r": "␍"})
+_VISIBLE_WS = str.maketrans({" ": "·", "\t": "→", "\n": "↵", "\r": "␍"})
 
 
 def head_bytes(text: str, n_bytes: int) -> str:
@@ -70,6 +70,11 @@ def trained_word_and_char(text: str, min_freq: int) -> tuple[WordTokenizer, Char
 # Token spans
 
 
+def visible(token: str, show_whitespace: bool = True) -> str:
+    """`token` with spaces, tabs and newlines drawn as · → ↵ (when `show_whitespace`)."""
+    return token.translate(_VISIBLE_WS) if show_whitespace else token
+
+
 def pieces(tok: Tokenizer, text: str) -> list[tuple[int, str, bytes]]:
     """(id, text shown, bytes) of each token of `text`."""
     out = []
@@ -83,25 +88,32 @@ def pieces(tok: Tokenizer, text: str) -> list[tuple[int, str, bytes]]:
 
 
 def spans_html(tokens: list[tuple[int, str, bytes]], show_whitespace: bool, gap: bool = False) -> str:
-    """Coloured token spans; hovering shows the id and the bytes. `gap` separates tokens by a space."""
+    """Coloured token spans; hovering shows the id and the bytes. `gap` separates tokens by a space.
+
+    Each token is an inline block, so lines may break between any two tokens; a newline inside a
+    token ends the line after it (shown as ↵ when `show_whitespace`).
+    """
     parts = []
     for k, (i, shown, raw) in enumerate(tokens):
-        shown = shown.translate(_VISIBLE_WS) if show_whitespace else shown
+        breaks = "<br>" * shown.count("\n")
+        shown = visible(shown) if show_whitespace else shown.replace("\n", "")
         title = f"id {i} · bytes {raw.hex(' ')}" if raw else f"id {i}"
         parts.append(
-            f'<span title="{html.escape(title)}" style="background:{PALETTE[k % len(PALETTE)]};'
-            f'border-radius:3px;padding:1px 0;white-space:pre-wrap">{html.escape(shown)}</span>'
+            f'<span title="{html.escape(title)}" style="background:{PALETTE[k % len(PALETTE)]};display:inline-block;'
+            f'min-width:4px;border-radius:3px;margin:1px 0;white-space:pre">{html.escape(shown)}</span>{breaks}'
         )
     body = (" " if gap else "").join(parts) or "<i>(no tokens)</i>"
-    return f'<div style="font-family:monospace;line-height:1.9;font-size:0.95rem;color:#111">{body}</div>'
+    return f'<div style="font-family:monospace;line-height:1.6;font-size:0.95rem;color:#111">{body}</div>'
 
 
 # ---------------------------------------------------------------------------------------------
 # Tables and charts
 
 
-def merges_frame(tok: BPETokenizer) -> pd.DataFrame:
-    t = tok.id_to_token
+def merges_frame(tok: BPETokenizer, show_whitespace: bool = False) -> pd.DataFrame:
+    def t(i: int) -> str:
+        return visible(tok.id_to_token(i), show_whitespace)
+
     return pd.DataFrame(
         {
             "rank": [m.rank for m in tok.merges],
@@ -114,17 +126,17 @@ def merges_frame(tok: BPETokenizer) -> pd.DataFrame:
     )
 
 
-def vocab_frame(tok: Tokenizer) -> pd.DataFrame:
+def vocab_frame(tok: Tokenizer, show_whitespace: bool = False) -> pd.DataFrame:
     """One row per id: the token, its length in bytes and its frequency in the training text."""
     tokens = [tok.id_to_token(i) for i in range(tok.vocab_size)]
+    n_bytes = [
+        len(tok.token_bytes(i)) if isinstance(tok, BPETokenizer) else len(s.encode()) for i, s in enumerate(tokens)
+    ]
     return pd.DataFrame(
         {
             "id": range(tok.vocab_size),
-            "token": tokens,
-            "bytes": [
-                len(tok.token_bytes(i)) if isinstance(tok, BPETokenizer) else len(s.encode())
-                for i, s in enumerate(tokens)
-            ],
+            "token": [visible(s, show_whitespace) for s in tokens],
+            "bytes": n_bytes,
             "frequency": tok.token_frequencies(),
         }
     )

@@ -1,5 +1,9 @@
 """Tokenizers: text -> token ids, one per module, all with the same interface.
 
+`CharTokenizer` (char.py), `WordTokenizer` (word.py, like torchtext's basic_english) and
+byte-level `BPETokenizer` (bpe.py); `encoding_stats` compares them on a text, `load_tokenizer`
+reads back any saved one.
+
 `train(text, vocab_size=None)`, `encode(text) -> list[int]`, `decode(ids) -> str`,
 `vocab_size`, `id_to_token(i)`, `save(path)` / `load(path)`.
 """

@@ -52,11 +52,14 @@ class Tokenizer:
     def set_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def to_dict(self) -> dict[str, Any]:
+        """The saved form: `{"kind", "version", "state"}` (what `save` writes as JSON)."""
+        return {"kind": self.kind, "version": FORMAT_VERSION, "state": self.get_state()}
+
     def save(self, path: str | Path) -> Path:
         """Write `path` (JSON) and `path` with suffix `.vocab` (one readable token per line)."""
         path = Path(path)
-        payload = {"kind": self.kind, "version": FORMAT_VERSION, "state": self.get_state()}
-        path.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
         lines = (f"{i}\t{self.id_to_token(i)!r}" for i in range(self.vocab_size))
         path.with_suffix(".vocab").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
