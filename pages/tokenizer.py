@@ -23,26 +23,28 @@ page_header(
 )
 
 left, right = st.columns([3, 1])
-text = left.text_area("Text to tokenize", DEFAULT_TEXT, height=110, key="tok_text")
+text = left.text_area("Text to tokenize", DEFAULT_TEXT, height=110, key="tok_input")
 kind = right.radio("Tokenizer", KINDS, key="tok_kind", bind="query-params", help="BPE here is byte-level BPE.")
 show_ws = right.toggle("Show whitespace", True, key="tok_ws", bind="query-params", help="· space, → tab, ↵ newline")
 
 with st.expander("Training corpus and settings", expanded=True):
     c1, c2, c3, c4 = st.columns(4)
     with c1:
-        corpus = corpus_picker("tok", label="Train on")
+        corpus = corpus_picker("tok", label="Train on", allow_typed=True, typed_default="aaabdaaabac")
     mb = c2.slider(
         "Training text (MB)", 0.1, 3.0, 1.0, 0.1, key="tok_mb", bind="query-params", help="The corpus's first MB."
     )
-    vocab_size = c3.number_input(
+    vocab_size = c3.slider(
         "BPE vocabulary size",
-        min_value=N_BYTES + 1,
-        max_value=8192,
-        value=512,
-        step=64,
+        N_BYTES + 1,
+        8192,
+        512,
         key="tok_vocab",
         bind="query-params",
-        help="256 byte tokens + one token per merge.",
+        help="256 bytes + 1 per merge.",
+    )
+    split = c3.toggle(
+        "Split words first", True, key="tok_split", bind="query-params", help="GPT-2 regex: merges never cross words."
     )
     min_freq = c4.number_input(
         "Word: minimum frequency", 1, 1000, 2, key="tok_minfreq", bind="query-params", help="Rarer words → <unk>."
@@ -54,7 +56,7 @@ toks = None
 with guard("Training the tokenizers"):
     train_text = ui.head_bytes(corpus.text, int(mb * ui.MB))
     bar = st.empty()
-    bpe = ui.trained_bpe(train_text, int(vocab_size), lambda f, msg: bar.progress(f, f"Training BPE: {msg}"))
+    bpe = ui.trained_bpe(train_text, vocab_size, split, lambda f, msg: bar.progress(f, f"Training BPE: {msg}"))
     bar.empty()
     word, char = ui.trained_word_and_char(train_text, int(min_freq))
     toks = dict(zip(KINDS, (bpe, word, char), strict=True))

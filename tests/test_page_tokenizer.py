@@ -105,7 +105,7 @@ def test_settings_come_from_the_url():
 @pytest.mark.parametrize(
     ("widgets", "message"),
     [
-        ({"tok_text": ""}, "text box is empty"),
+        ({"tok_input": ""}, "text box is empty"),
         ({"tok_corpus": "hello", "tok_vocab": 512}, "allows only"),
     ],
     ids=["empty text", "vocab too large for the corpus"],
@@ -115,3 +115,11 @@ def test_bad_input_gets_a_clear_message(widgets, message):
     assert not at.exception
     shown = [e.value for e in at.error] + [w.value for w in at.warning]
     assert any(message in s for s in shown), shown
+
+
+def test_known_answer_on_typed_training_text():
+    at = run_page(tok_corpus="typed", tok_vocab=259, tok_split=False, tok_input="aaabdaaabac")
+    at.text_area(key="tok_text").set_value("aaabdaaabac").run()  # the training text
+    assert not at.error, [e.value for e in at.error]
+    assert at.code[0].value == "[258, 100, 258, 97, 99]"
+    assert [text for _, text in spans(at)] == ["aaab", "d", "aaab", "a", "c"]

@@ -17,7 +17,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from mllm_core.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer, encoding_stats
-from mllm_core.tokenizers.bpe import Merge
+from mllm_core.tokenizers.bpe import GPT2_PATTERN, Merge
 
 MB = 1_000_000
 PALETTE = ["#fde68a", "#a7f3d0", "#bfdbfe", "#fbcfe8", "#ddd6fe", "#fed7aa", "#bbf7d0", "#e5e7eb"]
@@ -34,15 +34,18 @@ def head_bytes(text: str, n_bytes: int) -> str:
 
 
 @st.cache_resource(show_spinner=False)
-def _bpe_store() -> tuple[dict[tuple[str, int], BPETokenizer], threading.Lock]:
-    """(text digest, vocab size) -> trained BPE, for every session of this server."""
+def _bpe_store() -> tuple[dict[tuple[str, int, bool], BPETokenizer], threading.Lock]:
+    """(text digest, vocab size, split) -> trained BPE, for every session of this server."""
     return {}, threading.Lock()
 
 
-def trained_bpe(text: str, vocab_size: int, progress: Callable[[float, str], None] | None = None) -> BPETokenizer:
-    """BPE trained on `text`, from the shared store or trained now (reporting progress in [0, 1])."""
+def trained_bpe(
+    text: str, vocab_size: int, split: bool = True, progress: Callable[[float, str], None] | None = None
+) -> BPETokenizer:
+    """BPE trained on `text` (pre-split with the GPT-2 regex when `split`), from the shared store
+    or trained now, reporting progress in [0, 1]."""
     store, lock = _bpe_store()
-    key = (hashlib.sha1(text.encode("utf-8", errors="surrogatepass")).hexdigest(), vocab_size)
+    key = (hashlib.sha1(text.encode("utf-8", errors="surrogatepass")).hexdigest(), vocab_size, split)
     with lock:
         tok = store.get(key)
     if tok is not None:
@@ -53,7 +56,7 @@ def trained_bpe(text: str, vocab_size: int, progress: Callable[[float, str], Non
         if progress is not None and (m.rank % 25 == 0 or m.rank == n_merges - 1):
             progress((m.rank + 1) / n_merges, f"merge {m.rank + 1:,} / {n_merges:,}: count {m.count:,}")
 
-    tok = BPETokenizer().train(text, vocab_size, callback=callback)
+    tok = BPETokenizer(GPT2_PATTERN if split else None).train(text, vocab_size, callback=callback)
     with lock:
         if len(store) >= 16:  # keep memory bounded: forget the oldest
             store.pop(next(iter(store)))
