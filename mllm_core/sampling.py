@@ -82,17 +82,52 @@ def filter_logits(
         logits = torch.where(logits == float("inf"), 0.0, float("-inf"))
     logits = logits / temperature
     if top_k is not None and top_k < logits.numel():
-        keep = torch.zeros_like(logits, dtype=torch.bool)
-        keep[torch.sort(logits, descending=True, stable=True).indices[: int(top_k)]] = True
-        logits = logits.masked_fill(~keep, float("-inf"))
+        logits = logits.masked_fill(~_top_k_mask(logits, int(top_k)), float("-inf"))
     if top_p is not None and top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True, stable=True)  # (V,)
-        sorted_probs = torch.softmax(sorted_logits.double(), dim=-1)
-        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above
-        drop_sorted = mass_before >= top_p - _TOP_P_TOLERANCE  # the nucleus was full before this one
-        drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+        logits = logits.masked_fill(~_nucleus_mask(logits, top_p), float("-inf"))
     return logits
+
+
+def _top_k_mask(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """(V,) bool: exactly the k largest logits, ties at the k-th value going to the lower ids.
+
+    `torch.topk` finds the k-th value in O(V), where a full sort of a 50K vocabulary is 20x slower.
+    """
+    kth = torch.topk(logits, k).values[-1]
+    keep = logits > kth
+    ties = (logits == kth).nonzero()[:, 0]  # ascending ids
+    keep[ties[: k - int(keep.sum())]] = True
+    return keep
+
+
+def _nucleus_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """(V,) bool: the smallest set of most likely tokens whose probability reaches top_p.
+
+    Looks at the 64 most likely tokens first and widens only if their mass falls short, so a
+    peaked distribution over a large vocabulary is never fully sorted.
+    """
+    probs = torch.softmax(logits.double(), dim=-1)  # (V,)
+    size = probs.numel()
+    k = min(size, 64)
+    while True:
+        top, order = torch.topk(probs, k)  # (k,) descending
+        if k == size or float(top.sum()) >= top_p - _TOP_P_TOLERANCE:
+            break
+        k = min(size, 8 * k)
+    inside = (top.cumsum(dim=-1) - top) < top_p - _TOP_P_TOLERANCE  # mass ranked above is still short of top_p
+    keep = torch.zeros(size, dtype=torch.bool)
+    keep[order[inside]] = True
+    return keep
+
+
+def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> int:
+    """One id from a (V,) distribution by inverting its CDF (O(V); `torch.multinomial` is slower on large V).
+
+    Zero-probability ids are never drawn: their CDF step is empty.
+    """
+    cdf = probs.double().cumsum(dim=-1)  # (V,)
+    u = torch.rand(1, generator=generator, dtype=torch.float64) * cdf[-1]  # uniform in [0, total mass)
+    return int(torch.searchsorted(cdf, u, right=True))
 
 
 def sample_next(
@@ -112,7 +147,7 @@ def sample_next(
     1
     """
     probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)  # (V,)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    return _draw(probs, generator)
 
 
 def make_generator(seed: int | None) -> torch.Generator | None:
@@ -176,7 +211,7 @@ def _generate_steps(model, ids, first_logits, max_new_tokens, temperature, top_k
             next_id, probs = int(torch.argmax(logits)), raw_probs
         else:
             probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)  # (V,)
-            next_id = int(torch.multinomial(probs, 1, generator=generator))
+            next_id = _draw(probs, generator)
         ids.append(next_id)
         yield GenerationStep(next_id, model.decode([next_id]), probs, raw_probs)
 

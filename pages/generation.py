@@ -1,0 +1,143 @@
+"""Generation: one sampler for every model, token by token, and a leaderboard across families."""
+
+import streamlit as st
+
+from mllm_core import metrics, sampling, training, zoo
+from ui import common
+from ui import generation as gv
+
+common.page_header(
+    "Generation",
+    "Every model in this app, from a 1-gram to a transformer, answers the same question: *how likely is each "
+    "next token?* One sampler turns that answer into text. Watch it pick tokens one at a time, see what "
+    "temperature, top-k and top-p do to the distribution, compare models on the same prompt, and rank them "
+    "all by **bits per character** on the same held-out text.",
+    icon="✍️",
+)
+
+config = zoo.default_config()
+jobs = zoo.default_jobs(config)  # trained once per server process, shared by every session
+YOURS = " (yours)"
+models = {name + YOURS: lm for name, lm in common.session_models().items()}
+models |= {name: zoo.current_model(job) for name, job in jobs.items()}
+names = list(models)
+
+
+def status(name: str) -> None:
+    """Say where a default model stands; poll while it trains and rerun once it is done."""
+    job = jobs.get(name)
+    snap = job.snapshot() if job else None
+    if snap is None or snap.state == training.DONE:
+        return
+    if models[name] is None:
+        st.info(f"**{name}** is {snap.state}: it is trained once for everyone and appears here when ready.")
+    else:
+        st.caption(f"**{name}** is still training: you are sampling its latest snapshot.")
+    common.live(job, lambda s: None, every=2.0)
+
+
+choice = st.selectbox(
+    "Model",
+    names,
+    index=names.index(zoo.GPT_NAME),
+    key="gen_model",
+    bind="query-params",
+    help="Models trained in the other labs of this session are marked (yours); the others are shared defaults.",
+)
+prompt = st.text_area("Prompt", "The history of ", key="gen_prompt", bind="query-params", height=68)
+settings = common.sampling_controls("gen", max_new_tokens=200, max_limit=1000)
+tab_gen, tab_cmp, tab_board = st.tabs(["Token by token", "Side by side", "Leaderboard"])
+
+with tab_gen:
+    status(choice)
+    model = models[choice]
+    clicked = st.button("Generate", key="gen_go", type="primary", disabled=model is None)
+    out = st.empty()
+    if clicked and model is not None:
+        with common.guard("Generation"):
+            views: list[gv.StepView] = []
+            for step in sampling.generate(model, prompt, **settings.as_kwargs()):
+                views.append(gv.step_view(step, model.decode))
+                out.markdown(gv.tokens_html(prompt, views), unsafe_allow_html=True)
+            st.session_state["gen_result"] = (choice, prompt, views)
+            st.session_state.pop("gen_step", None)
+            st.session_state.pop("gen_last_pick", None)
+    result = st.session_state.get("gen_result")
+    if result and result[2]:
+        used_model, used_prompt, views = result
+        pick = st.plotly_chart(
+            gv.chosen_probability_chart(views), key="gen_pick", on_select="rerun", selection_mode="points"
+        )
+        points = pick.selection.points if pick else []
+        if points and points[0]["x"] != st.session_state.get("gen_last_pick"):
+            st.session_state["gen_last_pick"] = st.session_state["gen_step"] = int(points[0]["x"])
+        st.session_state["gen_step"] = min(st.session_state.get("gen_step", 1), len(views))
+        index = st.slider("Inspect step", 1, max(2, len(views)), key="gen_step", disabled=len(views) < 2)
+        out.markdown(gv.tokens_html(used_prompt, views, selected=index), unsafe_allow_html=True)
+        st.caption(f"{used_model}: {len(views)} tokens. Colour = probability of the drawn token (hover a token).")
+        st.plotly_chart(gv.next_token_chart(views[index - 1], index), key="gen_next")
+        st.download_button("Download the text", used_prompt + "".join(v.token for v in views), "generated.txt")
+    elif result:
+        st.info("Nothing generated: ask for at least one token.")
+
+with tab_cmp:
+    ready = [n for n in names if models[n] is not None]
+    picked = st.multiselect(
+        "Models to compare",
+        names,
+        default=[n for n in (zoo.NGRAM_NAMES[2], zoo.LSTM_NAME, zoo.GPT_NAME) if n in names],
+        key="gen_cmp",
+        bind="query-params",
+        max_selections=4,
+    )
+    st.caption("Same prompt, same settings, same seed: only the model changes.")
+    if st.button("Generate side by side", key="gen_cmp_go", type="primary", disabled=not picked):
+        runs, texts = {}, {}
+        columns = dict(zip(picked, st.columns(len(picked)), strict=True))
+        for name, col in columns.items():
+            col.markdown(f"**{name}**")
+            texts[name] = col.empty()
+            if models[name] is None:
+                texts[name].info("Still training.")
+                continue
+            with col, common.guard(name):
+                runs[name] = (iter(sampling.generate(models[name], prompt, **settings.as_kwargs())), [])
+        while runs:  # one token per model per round, so the columns grow together
+            for name, (steps, tokens) in list(runs.items()):
+                step = next(steps, None)
+                if step is None:
+                    del runs[name]
+                    continue
+                tokens.append(step.token)
+                texts[name].markdown(
+                    gv.tokens_html(prompt, [gv.StepView(t, 1.0, ()) for t in tokens]), unsafe_allow_html=True
+                )
+    elif picked and set(picked) - set(ready):
+        st.caption("Models still training show a note instead of text.")
+
+with tab_board:
+    st.markdown(
+        f"Every model is scored on the same **{config.eval_chars:,} characters** of held-out `{config.corpus}` text that no "
+        "model trained on. Bits per character = total −log₂ p(token | context) over all tokens ÷ number of "
+        "characters, so character, word and BPE models compare fairly. Lower is better; perplexity = 2^bits."
+    )
+
+    polling = any(not job.snapshot().finished for job in jobs.values())
+
+    @st.fragment(run_every=2.0 if polling else None)
+    def board() -> None:
+        rows = zoo.leaderboard(jobs)
+        if polling and all(row.state in training.FINISHED_STATES for row in rows):
+            st.rerun()  # everything is scored: one full rerun stops the polling
+        st.dataframe(gv.leaderboard_frame(rows), hide_index=True, key="gen_board_table")
+        st.plotly_chart(gv.leaderboard_chart(rows), key="gen_board_chart")
+
+    board()
+    mine = common.session_models()
+    if mine and st.button("Score this session's models on the same text", key="gen_score"):
+        scores = st.session_state.setdefault("gen_scores", {})
+        for name, lm in mine.items():
+            with common.guard(f"Scoring {name}"), st.spinner(f"Scoring {name}…"):
+                scores[name] = metrics.evaluate(lm, zoo.validation_text(config))
+    for name, ev in st.session_state.get("gen_scores", {}).items():
+        st.write(f"**{name}{YOURS}**: {ev.bits_per_char:.3f} bits per character ({ev.n_tokens:,} tokens scored)")

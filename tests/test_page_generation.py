@@ -1,0 +1,152 @@
+"""AppTest of the Generation page: shared URL setups, streaming with step inspection, bad input, side by side,
+the leaderboard. Session models are injected so no test waits for training; the shared defaults are toy-sized
+(MLLM_ZOO_TINY=1) and the conftest stops them after each test."""
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from mllm_core import training, zoo
+from mllm_core.lm import TorchTextLM, toy_char_lm
+from mllm_core.tokenizers import CharTokenizer
+from ui.common import _MODELS_KEY
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "generation.py")
+
+
+class Favourite(torch.nn.Module):
+    """Always predicts the character "b" with high probability, whatever the context."""
+
+    def __init__(self, vocab_size, favourite):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
+        with torch.no_grad():
+            self.bias[favourite] = 5.0
+
+    def forward(self, idx, targets=None):
+        return self.bias.expand(*idx.shape, -1), None
+
+
+def session_models():
+    tok = CharTokenizer().train("abc ")
+    return {
+        "toy": toy_char_lm("abc "),
+        "likes-b": TorchTextLM("likes-b", Favourite(tok.vocab_size, tok.encode("b")[0]), tok, block_size=8),
+    }
+
+
+@pytest.fixture
+def app(monkeypatch):
+    monkeypatch.setenv("MLLM_ZOO_TINY", "1")
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[_MODELS_KEY] = session_models()
+    return at
+
+
+def errors(at):
+    return [e.value for e in at.exception] + [e.value for e in at.error]
+
+
+def test_the_page_renders_with_its_defaults_and_offers_every_default_model(app):
+    app.run()
+    assert not errors(app)
+    assert app.title[0].value.endswith("Generation")
+    options = app.selectbox(key="gen_model").options
+    assert set(zoo.NAMES) <= set(options) and {"toy (yours)", "likes-b (yours)"} <= set(options)
+    assert app.selectbox(key="gen_model").value == zoo.GPT_NAME
+
+
+def test_a_shared_link_opens_the_same_setup(app):
+    app.query_params.update(
+        gen_model="toy (yours)", gen_prompt="cab", gen_temp="0.5", gen_topk="3", gen_topp="0.9", gen_len="17",
+        gen_seed="42", gen_greedy="true", gen_cmp=["toy (yours)", "likes-b (yours)"],
+    )  # fmt: skip
+    app.run()
+    assert not errors(app)
+    assert app.selectbox(key="gen_model").value == "toy (yours)"
+    assert app.text_area(key="gen_prompt").value == "cab"
+    assert app.slider(key="gen_temp").value == 0.5
+    assert app.number_input(key="gen_topk").value == 3
+    assert app.slider(key="gen_topp").value == 0.9
+    assert app.number_input(key="gen_len").value == 17
+    assert app.number_input(key="gen_seed").value == 42
+    assert app.toggle(key="gen_greedy").value is True
+    assert app.multiselect(key="gen_cmp").value == ["toy (yours)", "likes-b (yours)"]
+
+
+def test_generation_streams_tokens_and_each_step_can_be_inspected(app):
+    app.query_params.update(gen_model="likes-b (yours)", gen_prompt="ab", gen_len="12", gen_seed="1")
+    app.run()
+    app.button(key="gen_go").click().run()
+    assert not errors(app)
+    text = next(m.value for m in app.markdown if "font-family:monospace" in m.value)
+    assert text.count('title="step ') == 12 and "step 12: p = " in text
+    step = app.slider(key="gen_step")
+    assert (step.value, step.max) == (1, 12)
+    step.set_value(5).run()
+    charts = app.get("plotly_chart")
+    assert any("Step 5: drew" in chart.proto.spec for chart in charts)
+    assert "outline:2px solid" in next(m.value for m in app.markdown if "font-family:monospace" in m.value)
+
+
+def test_the_same_seed_gives_the_same_text(app):
+    def generated(at):
+        at.button(key="gen_go").click().run()
+        return next(m.value for m in at.markdown if "font-family:monospace" in m.value)
+
+    app.query_params.update(gen_model="toy (yours)", gen_prompt="a", gen_len="30", gen_seed="7")
+    app.run()
+    assert generated(app) == generated(app)
+
+
+@pytest.mark.parametrize(
+    ("model", "prompt", "message"),
+    [
+        ("likes-b (yours)", "", "non-empty prompt"),
+        ("toy (yours)", "abz!", "'z', '!'"),
+    ],
+)
+def test_bad_prompts_get_a_clear_message(app, model, prompt, message):
+    app.query_params.update(gen_model=model, gen_prompt=prompt)
+    app.run()
+    app.button(key="gen_go").click().run()
+    assert not app.exception
+    assert any(message in e.value for e in app.error), [e.value for e in app.error]
+
+
+def test_side_by_side_runs_the_same_prompt_through_several_models(app):
+    app.query_params.update(
+        gen_prompt="ab", gen_len="20", gen_cmp=["toy (yours)", "likes-b (yours)"], gen_greedy="true"
+    )
+    app.run()
+    app.button(key="gen_cmp_go").click().run()
+    assert not errors(app)
+    outputs = [m.value for m in app.markdown if "font-family:monospace" in m.value]
+    assert len(outputs) == 2
+    assert outputs[1].count(">b</span>") == 20  # greedy on likes-b: always "b"
+
+
+def test_the_leaderboard_ranks_every_default_by_bits_per_character(app):
+    app.run()
+    jobs = zoo.default_jobs()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not all(j.snapshot().finished for j in jobs.values()):
+        time.sleep(0.5)
+    assert all(j.snapshot().state == training.DONE for j in jobs.values()), {
+        n: (j.snapshot().state, j.snapshot().error) for n, j in jobs.items()
+    }
+    app.run()
+    assert not errors(app)
+    table = app.dataframe[0].value
+    assert set(table["model"]) == set(zoo.NAMES)
+    assert table["bits per char"].notna().all()
+    assert list(table["bits per char"]) == sorted(table["bits per char"])
+    baseline = table.set_index("model").loc[zoo.BASELINE_NAME, "bits per char"]
+    assert table.set_index("model").loc["3-gram", "bits per char"] < baseline
+    assert app.selectbox(key="gen_model").value == zoo.GPT_NAME
+    app.button(key="gen_go").click().run()  # a trained default generates too
+    assert not errors(app)
+    assert any("font-family:monospace" in m.value for m in app.markdown)

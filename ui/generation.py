@@ -1,0 +1,140 @@
+"""Drawing helpers of the Generation lab: token spans, next-token bar charts, the leaderboard.
+
+Pure functions from engine results to HTML strings, plotly figures and DataFrames; the page
+(`pages/generation.py`) decides where they go. Nothing here trains or samples.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+
+from mllm_core.sampling import GenerationStep
+from mllm_core.zoo import LeaderboardRow
+
+TOP_K_SHOWN = 10  # bars in the next-token chart
+
+
+def show_token(token: str) -> str:
+    """Make whitespace visible in charts: " " -> "␣", newline -> "↵", tab -> "⇥"."""
+    return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
+
+
+@dataclass(frozen=True)
+class StepView:
+    """What the page keeps of one `GenerationStep` (a few floats, not the (V,) tensors)."""
+
+    token: str
+    p: float  # probability of the drawn token under the distribution it was drawn from
+    top: tuple[tuple[str, float, float], ...]  # (token, p after sampling settings, p of the model), most likely first
+
+
+def step_view(step: GenerationStep, decode, k: int = TOP_K_SHOWN) -> StepView:
+    """Keep the model's `k` most likely tokens (and the drawn one) with both probabilities."""
+    order = torch.sort(step.raw_probs, descending=True, stable=True).indices[:k].tolist()
+    if step.token_id not in order:
+        order.append(step.token_id)
+    top = tuple((decode([i]), float(step.probs[i]), float(step.raw_probs[i])) for i in order)
+    return StepView(step.token, float(step.probs[step.token_id]), top)
+
+
+def _colour(p: float) -> str:
+    """Red (surprising) to green (expected) through yellow, as a translucent background."""
+    hue = int(120 * max(0.0, min(1.0, p)))
+    return f"hsla({hue}, 75%, 55%, 0.35)"
+
+
+def tokens_html(prompt: str, steps: list[StepView], selected: int | None = None) -> str:
+    """The prompt, then each generated token as a span coloured by its probability (hover for it).
+
+    >>> tokens_html("a", [StepView("<b>", 0.5, ())])[:40]
+    '<div style="line-height:2;white-space:pr'
+    """
+    spans = [f'<span style="color:#667">{html.escape(prompt)}</span>']
+    for i, step in enumerate(steps, start=1):
+        border = "outline:2px solid #4F46E5;" if i == selected else ""
+        spans.append(
+            f'<span title="step {i}: p = {step.p:.3f}" style="background:{_colour(step.p)};{border}'
+            f'border-radius:3px">{html.escape(step.token)}</span>'
+        )
+    return '<div style="line-height:2;white-space:pre-wrap;font-family:monospace">' + "".join(spans) + "</div>"
+
+
+def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    return fig
+
+
+def next_token_chart(step: StepView, index: int) -> go.Figure:
+    """Bars of the most likely next tokens at one step: the model's probability and the one sampled from."""
+    labels = [show_token(t) for t, _, _ in step.top]
+    colours = ["#4F46E5" if t == step.token else "#A5B4FC" for t, _, _ in step.top]
+    fig = go.Figure(
+        [
+            go.Bar(x=labels, y=[raw for _, _, raw in step.top], name="model", marker_color="#CBD5E1"),
+            go.Bar(
+                x=labels, y=[p for _, p, _ in step.top], name="after temperature / top-k / top-p", marker_color=colours
+            ),
+        ]
+    )
+    fig.update_layout(barmode="group", yaxis_title="probability", xaxis_type="category")
+    return _layout(fig, f"Step {index}: drew {show_token(step.token)!r} (p = {step.p:.3f})")
+
+
+def chosen_probability_chart(steps: list[StepView]) -> go.Figure:
+    """One bar per step: the probability of the token that was drawn. Click a bar to inspect that step."""
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(1, len(steps) + 1)),
+            y=[s.p for s in steps],
+            text=[show_token(s.token) for s in steps],
+            marker_color=[_colour(s.p).replace("0.35", "0.9") for s in steps],
+            hovertemplate="step %{x}: %{text} p=%{y:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(xaxis_title="step (click a bar)", yaxis_title="p(drawn token)", yaxis_range=[0, 1])
+    return _layout(fig, "How likely was each drawn token?", height=220)
+
+
+def leaderboard_frame(rows: list[LeaderboardRow]) -> pd.DataFrame:
+    """The leaderboard as a table: model, family, bits/char, per-character perplexity, status."""
+    records = []
+    for row in rows:
+        ev = row.evaluation
+        records.append(
+            {
+                "model": row.name,
+                "family": row.family,
+                "bits per char": None if ev is None else round(ev.bits_per_char, 3),
+                "perplexity (per char)": None
+                if ev is None or not math.isfinite(ev.perplexity)
+                else round(ev.perplexity, 2),
+                "tokens scored": None if ev is None else ev.n_tokens,
+                "status": "scored" if ev is not None else row.state,
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
+def leaderboard_chart(rows: list[LeaderboardRow]) -> go.Figure:
+    """Horizontal bars of bits per character (lower is better) for the scored models."""
+    scored = [r for r in rows if r.evaluation is not None and math.isfinite(r.bits_per_char)]
+    palette = {"baseline": "#94A3B8", "n-gram": "#F59E0B", "RNN": "#10B981", "transformer": "#4F46E5"}
+    fig = go.Figure(
+        go.Bar(
+            y=[r.name for r in scored],
+            x=[r.bits_per_char for r in scored],
+            orientation="h",
+            marker_color=[palette.get(r.family, "#64748B") for r in scored],
+            text=[f"{r.bits_per_char:.2f}" for r in scored],
+            textposition="auto",
+        )
+    )
+    fig.update_layout(xaxis_title="bits per character on the validation text (lower is better)")
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, "Leaderboard", height=60 + 40 * max(1, len(scored)))
