@@ -1,0 +1,111 @@
+"""The N-gram page: renders offline with its defaults, samples n = 1..5, explains bad input, hands models on."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = "../pages/ngram.py"
+
+
+def page(**query) -> AppTest:
+    """The page opened from a shared link with these query parameters (widget keys)."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params.update({key: str(value) for key, value in query.items()})
+    return at
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def samples(at: AppTest) -> list[str]:
+    return [c.value for c in at.code]
+
+
+@pytest.fixture(scope="module")
+def default_page() -> AppTest:
+    return run(page())
+
+
+def test_defaults_sample_wikipedia_for_every_n(default_page):
+    at = default_page
+    assert not at.error, [e.value for e in at.error]
+    assert at.slider(key="ng_n").value == 3 and at.selectbox(key="ng_smooth").value == "MLE"
+    texts = samples(at)
+    assert len(texts) == 5 and all(t.startswith("The ") and len(t.split()) > 40 for t in texts)
+    assert len(set(texts)) == 5  # one sample per n, all different
+    assert any(c.value.startswith("Counted ") for c in at.caption)
+    copied = next(m for m in at.metric if m.label.endswith("copied verbatim from the corpus"))
+    assert copied.label.startswith("4-grams") and copied.value.endswith("%")
+    assert len(at.get("plotly_chart")) == 4  # next-token distribution + three curves
+
+
+def test_defaults_register_the_model_for_the_generation_lab(default_page):
+    models = default_page.session_state["_mllm_models"]
+    (name, model), *_ = models.items()
+    assert name == "3-gram word mle · wikipedia-sample"
+    assert model.decode(model.encode("The Berry paradox")) == "The Berry paradox"
+
+
+def test_fox_tab_matches_the_talk(default_page):
+    metrics = {m.label: m.value for m in default_page.metric}
+    assert metrics["p(quick | The)"] == "0.50" and metrics["p(fox | The)"] == "0.50"
+    assert metrics["p(is | The fox)"] == "1.00" and metrics["p(jumps | brown fox)"] == "1.00"
+    table = default_page.dataframe[-1].value
+    row = table[(table["context"] == "The") & (table["next token"] == "quick")]
+    assert row["p(next | context)"].tolist() == [0.5]
+
+
+def test_mle_curves_say_validation_perplexity_is_infinite(default_page):
+    curves = next(d.value for d in default_page.dataframe if "validation" in d.value.columns)
+    assert list(curves["n"]) == [1, 2, 3, 4, 5]
+    assert curves["train"].is_monotonic_decreasing and curves["unseen"].is_monotonic_increasing
+    assert (curves["validation"] == math.inf).all()
+    assert any("validation perplexity is infinite" in i.value for i in default_page.info)
+
+
+def test_kneser_ney_gives_finite_held_out_perplexity():
+    at = run(page(ng_corpus="lee-news", ng_smooth="Kneser-Ney", ng_n=2))
+    curves = next(d.value for d in at.dataframe if "validation" in d.value.columns)
+    assert curves["validation"].map(math.isfinite).all()
+    assert curves["validation"].min() < curves["validation"].iloc[0]  # context helps on held-out text
+    assert not any("infinite" in i.value for i in at.info)
+
+
+def test_stepping_through_the_sample_shows_each_context():
+    at = run(page(ng_corpus="fox", ng_prompt="The quick"))
+    assert samples(at)[2].startswith("The quick brown fox jumps over the lazy dog")
+    at.slider(key="ng_step").set_value(2)
+    run(at)
+    assert any("Context: `'quick brown'`" in m.value for m in at.markdown)
+    assert any("Sampled: **'fox'** (p = 1.000)" in m.value for m in at.markdown)
+
+
+def test_unseen_prompt_words_warn_and_mle_backs_off():
+    at = run(page(ng_corpus="fox", ng_prompt="Zebra"))
+    assert any("'Zebra'" in w.value for w in at.warning)
+    assert any("fell back to a shorter context" in i.value for i in at.info)
+
+
+def test_n_larger_than_the_text_is_a_clear_error():
+    at = run(page(ng_corpus="hello", ng_n=3))  # "hello" is one word
+    assert any("larger than the text" in e.value for e in at.error)
+
+
+def test_empty_typed_text_is_a_clear_error():
+    at = run(page(ng_corpus="Type your own text"))
+    at.text_area(key="ng_text").set_value("   ")
+    run(at)
+    assert any("empty" in e.value for e in at.error)
+
+
+def test_char_level_samples_characters():
+    at = run(page(ng_corpus="lee-news", ng_level="char", ng_n=5, ng_prompt="The "))
+    texts = samples(at)
+    assert len(texts) == 5 and all(t.startswith("The ") for t in texts)
+    assert any(m.label == "Longest copied span" for m in at.metric)

@@ -1,0 +1,218 @@
+"""Drawing helpers and caches of the N-gram lab: fitted counts, samples, curves, charts, highlighted text.
+
+Everything `pages/ngram.py` shows that is more than a widget lives here. Counting is cached
+once per server for every session (`fitted`); samples and curves are cached per setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from mllm_core import corpora
+from mllm_core.ngram import EOS, Memorisation, NGramCounts, NGramModel, count_ngrams, split_tokens
+
+ORDERS = (1, 2, 3, 4, 5)  # the n of the side-by-side samples and of the curves
+CURVE_TOKENS = 100_000  # at most this many tokens scored per perplexity point (train and validation)
+COPY_COLOR = "#fde68a"
+LONGEST_COLOR = "#fb923c"
+
+
+def digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class LabData:
+    """A corpus cut into train / validation token sequences and counted up to order 5."""
+
+    counts: NGramCounts
+    train: list[list[str]]
+    val: list[list[str]]
+
+
+@st.cache_resource(show_spinner="Counting n-grams (once per server)…", max_entries=8)
+def fitted(text_digest: str, level: str, _text: str) -> LabData:
+    """Counts of orders 1..5 on the training 90% of the text, shared by every session."""
+    train, val = corpora.train_val_split(_text)
+    train_seqs, val_seqs = split_tokens(train, level), split_tokens(val, level)
+    return LabData(count_ngrams(train_seqs, max(ORDERS)), train_seqs, val_seqs)
+
+
+def _head(seqs: list[list[str]], max_tokens: int) -> list[list[str]]:
+    """The first sequences holding at most `max_tokens` tokens (the first one cut if it alone is longer)."""
+    out, total = [], 0
+    for seq in seqs:
+        if total + len(seq) > max_tokens:
+            if not out:
+                out.append(seq[:max_tokens])
+            break
+        out.append(seq)
+        total += len(seq)
+    return out
+
+
+@st.cache_data(show_spinner="Scoring n = 1..5 on train and validation text…", max_entries=32)
+def curves(text_digest: str, level: str, smoothing: str, k: float, _data: LabData) -> pd.DataFrame:
+    """Per n: train / validation perplexity, share of validation n-grams unseen, count-table size."""
+    train, val = _head(_data.train, CURVE_TOKENS), _head(_data.val, CURVE_TOKENS)
+    rows = []
+    for n in ORDERS:
+        if n > _data.counts.longest + 1:
+            break
+        model = NGramModel.from_counts(_data.counts, n, smoothing, k)
+        lp = model.log_probs(val) if val else np.array([np.nan])
+        zero = np.isneginf(lp)
+        rows.append(
+            dict(
+                n=n,
+                train=model.perplexity(train),
+                validation=float("inf") if zero.any() else float(np.exp(-lp.mean())),
+                zero_share=float(zero.mean()),
+                unseen=model.unseen_share(val) if val else float("nan"),
+                table=model.table_size(),
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+@st.cache_data(show_spinner="Sampling n = 1..5…", max_entries=64)
+def samples(
+    text_digest: str, level: str, smoothing: str, k: float, prompt: tuple[str, ...], settings: tuple, _data: LabData
+) -> dict[int, list[str] | str]:
+    """n -> sampled tokens (or the error message) for every n, same prompt and seed."""
+    temperature, top_k, top_p, seed, length = settings
+    out: dict[int, list[str] | str] = {}
+    for n in ORDERS:
+        try:
+            model = NGramModel.from_counts(_data.counts, n, smoothing, k)
+            out[n] = model.sample(list(prompt), length, temperature, top_k, top_p, seed)
+        except ValueError as exc:
+            out[n] = str(exc)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+
+
+def join(tokens: list[str], level: str) -> str:
+    """Tokens as text: words joined by spaces, characters as they are, `</s>` as a line break.
+
+    >>> join(["a", "b", "</s>", "c"], "word"), join(["a", "b", "</s>", "c"], "char")
+    ('a b\\nc', 'ab\\nc')
+    """
+    sep = " " if level == "word" else ""
+    return "\n".join(sep.join(part) for part in _split_eos(tokens))
+
+
+def _split_eos(tokens: list[str]) -> list[list[str]]:
+    parts = [[]]
+    for t in tokens:
+        if t == EOS:
+            parts.append([])
+        else:
+            parts[-1].append(t)
+    return parts
+
+
+def tokens_of(text: str, level: str) -> list[str]:
+    """A prompt as tokens; a line break inside it ends a sequence (`</s>`)."""
+    out = []
+    for i, seq in enumerate(text.split("\n")):
+        if i:
+            out.append(EOS)
+        out += seq.split() if level == "word" else list(seq)
+    return out
+
+
+def highlighted(tokens: list[str], mem: Memorisation, level: str) -> str:
+    """HTML of a sample with copied k-grams on yellow and the longest copied span on orange."""
+    sep = " " if level == "word" else ""
+    spans = []
+    for i, t in enumerate(tokens):
+        text = "↵" if t == EOS else html.escape(t)
+        if mem.start <= i < mem.start + mem.longest and mem.longest >= mem.k:
+            spans.append(f'<span style="background:{LONGEST_COLOR}">{text}</span>')
+        elif mem.copied[i]:
+            spans.append(f'<span style="background:{COPY_COLOR}">{text}</span>')
+        else:
+            spans.append(text)
+    return f'<div style="line-height:1.9;white-space:pre-wrap">{sep.join(spans)}</div>'
+
+
+def fox_table(model: NGramModel, order: int) -> pd.DataFrame:
+    rows = model.probability_table(order)
+    return pd.DataFrame(
+        [(" ".join(ctx), tok, count, p) for ctx, tok, count, p in rows],
+        columns=["context", "next token", "count", "p(next | context)"],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts
+
+_LAYOUT = dict(height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
+
+
+def distribution_chart(dist: dict[str, float], chosen: str | None, title: str) -> go.Figure:
+    """Horizontal bars of the most likely next tokens, the sampled one highlighted."""
+    labels = [("↵" if t == EOS else t) for t in dist]
+    colors = ["#f97316" if t == chosen else "#60a5fa" for t in dist]
+    fig = go.Figure(go.Bar(x=list(dist.values()), y=labels, orientation="h", marker_color=colors))
+    fig.update_layout(title=title, xaxis_title="probability", **{**_LAYOUT, "height": 120 + 22 * len(dist)})
+    fig.update_yaxes(autorange="reversed", type="category")
+    return fig
+
+
+def perplexity_chart(df: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for column, color in (("train", "#2563eb"), ("validation", "#dc2626")):
+        finite = df[df[column].apply(lambda v: v == v and v != float("inf"))]
+        fig.add_trace(go.Scatter(x=finite["n"], y=finite[column], mode="lines+markers", name=column, line_color=color))
+    fig.update_layout(title="Perplexity vs n", xaxis_title="n", yaxis_title="perplexity (log scale)", **_LAYOUT)
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def bar_chart(df: pd.DataFrame, column: str, title: str, y_title: str, percent: bool = False) -> go.Figure:
+    fig = go.Figure(go.Bar(x=df["n"], y=df[column] * (100 if percent else 1), marker_color="#60a5fa"))
+    fig.update_layout(title=title, xaxis_title="n", yaxis_title=y_title, **_LAYOUT)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Stepping through a sample
+
+
+def backoff_steps(model: NGramModel, prompt: list[str], generated: list[str]) -> list[int]:
+    """Steps (0-based) at which MLE used a shorter context than the one it was given."""
+    steps = []
+    for i in range(len(generated)):
+        context = model.context_for(prompt + generated[:i])
+        if len(model.backoff_context(context)) < len(context):
+            steps.append(i)
+    return steps
+
+
+def step_html(prompt: list[str], generated: list[str], step: int, level: str) -> str:
+    """The prompt in grey, the sample up to `step`, this step's token highlighted, the rest faded."""
+    sep = " " if level == "word" else ""
+
+    def span(tokens: list[str], style: str) -> str:
+        text = sep.join("↵" if t == EOS else html.escape(t) for t in tokens)
+        return f'<span style="{style}">{text}</span>' if text else ""
+
+    parts = [
+        span(prompt, "color:#6b7280"),
+        span(generated[: step - 1], ""),
+        span(generated[step - 1 : step], f"background:{LONGEST_COLOR};font-weight:600"),
+        span(generated[step:], "color:#9ca3af"),
+    ]
+    return f'<div style="line-height:1.9;white-space:pre-wrap">{sep.join(p for p in parts if p)}</div>'
