@@ -83,8 +83,8 @@ with tab_tokens:
     m4.metric("Bytes per token", f"{n_bytes / max(1, len(pieces)):.2f}")
     st.html(ui.spans_html(pieces, show_ws, gap=kind == "Word"))
     st.caption("Hover a token to see its id and bytes.")
-    st.code(str([i for i, _, _ in pieces]), language=None, wrap_lines=True)
     ids = [i for i, _, _ in pieces]
+    st.code(str(ids[: ui.MAX_SPANS]), language=None, wrap_lines=True)
     if tok.decode(ids) == text:
         st.success("Lossless: decode(encode(text)) gives the text back exactly.", icon="✅")
     else:

@@ -90,14 +90,18 @@ def pieces(tok: Tokenizer, text: str) -> list[tuple[int, str, bytes]]:
     return out
 
 
+MAX_SPANS = 5000  # more spans than this make the browser crawl; the counts still cover everything
+
+
 def spans_html(tokens: list[tuple[int, str, bytes]], show_whitespace: bool, gap: bool = False) -> str:
     """Coloured token spans; hovering shows the id and the bytes. `gap` separates tokens by a space.
 
     Each token is an inline block, so lines may break between any two tokens; a newline inside a
-    token ends the line after it (shown as ↵ when `show_whitespace`).
+    token ends the line after it (shown as ↵ when `show_whitespace`). Only the first `MAX_SPANS`
+    tokens are drawn.
     """
     parts = []
-    for k, (i, shown, raw) in enumerate(tokens):
+    for k, (i, shown, raw) in enumerate(tokens[:MAX_SPANS]):
         breaks = "<br>" * shown.count("\n")
         shown = visible(shown) if show_whitespace else shown.replace("\n", "")
         title = f"id {i} · bytes {raw.hex(' ')}" if raw else f"id {i}"
@@ -106,6 +110,8 @@ def spans_html(tokens: list[tuple[int, str, bytes]], show_whitespace: bool, gap:
             f'min-width:4px;border-radius:3px;margin:1px 0;white-space:pre">{html.escape(shown)}</span>{breaks}'
         )
     body = (" " if gap else "").join(parts) or "<i>(no tokens)</i>"
+    if len(tokens) > MAX_SPANS:
+        body += f" <i>… and {len(tokens) - MAX_SPANS:,} more tokens</i>"
     return f'<div style="font-family:monospace;line-height:1.6;font-size:0.95rem;color:#111">{body}</div>'
 
 
