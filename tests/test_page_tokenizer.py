@@ -123,3 +123,23 @@ def test_known_answer_on_typed_training_text():
     assert not at.error, [e.value for e in at.error]
     assert at.code[0].value == "[258, 100, 258, 97, 99]"
     assert [text for _, text in spans(at)] == ["aaab", "d", "aaab", "a", "c"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"), (b"caf\xe9 au lait", "not UTF-8")],
+    ids=["binary", "latin-1"],
+)
+def test_bad_upload_gets_a_clear_message(content, message):
+    at = run_page(tok_corpus="upload")
+    at.file_uploader(key="tok_upload").set_value(("data.txt", content, "text/plain")).run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_an_uploaded_text_trains_the_tokenizers():
+    at = run_page(tok_corpus="upload", tok_vocab=260)
+    at.file_uploader(key="tok_upload").set_value(("notes.txt", b"the theme of the thesis " * 50, "text/plain"))
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    assert any("*notes*: BPE 260 tokens" in c.value for c in at.caption)
