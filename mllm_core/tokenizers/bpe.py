@@ -139,22 +139,13 @@ def train_merges(
         new_id = N_BYTES + rank
         grown: set[tuple[int, int]] = set()  # pairs with new_id, whose count only went up
         for w in where.pop(pair):
-            ids = words[w]
-            new = merge(ids, pair, new_id)
-            if len(new) == len(ids):  # a stale index entry: the pair left this chunk earlier
-                continue
-            f = freqs[w]
-            for p in zip(ids, ids[1:], strict=False):
-                counts[p] -= f
-            for p in zip(new, new[1:], strict=False):
-                counts[p] += f
-                if new_id in p:
-                    where[p].add(w)
-                    grown.add(p)
-            words[w] = new
+            new = _merge_and_count(words[w], pair, new_id, freqs[w], counts, grown, where, w)
+            if new is not None:  # None: a stale index entry, the pair left this chunk earlier
+                words[w] = new
         del counts[pair]
         for p in grown:
-            heapq.heappush(heap, (-counts[p], p))
+            if counts[p] > 0:
+                heapq.heappush(heap, (-counts[p], p))
         m = Merge(rank, pair, new_id, count)
         merges.append(m)
         if callback is not None:
@@ -165,6 +156,45 @@ def train_merges(
         for i in ids:
             token_counts[i] += f
     return merges, token_counts
+
+
+def _merge_and_count(
+    ids: list[int],
+    pair: tuple[int, int],
+    new_id: int,
+    f: int,
+    counts: dict[tuple[int, int], int],
+    grown: set[tuple[int, int]],
+    where: dict[tuple[int, int], set[int]],
+    w: int,
+) -> list[int] | None:
+    # `merge` that also moves the neighbours' counts: in x a b y, (x, a) and (b, y) lose `f`
+    # occurrences and (x, z) and (z, y) gain them (and chunk `w` joins their index). Only pairs
+    # next to a merge change, so this costs O(len(ids)) instead of a recount. Returns None when
+    # `pair` is not in `ids`.
+    a, b = pair
+    out: list[int] = []
+    i, n = 0, len(ids)
+    while i < n:
+        if ids[i] == a and i + 1 < n and ids[i + 1] == b:
+            if out:  # x a b -> x z (x may be a z merged just before: (z, a) then cancels out)
+                x = out[-1]
+                counts[(x, a)] -= f
+                counts[(x, new_id)] += f
+                grown.add((x, new_id))
+                where[(x, new_id)].add(w)
+            if i + 2 < n:  # a b y -> z y
+                y = ids[i + 2]
+                counts[(b, y)] -= f
+                counts[(new_id, y)] += f
+                grown.add((new_id, y))
+                where[(new_id, y)].add(w)
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out if len(out) < n else None
 
 
 def _pop_best(heap: list[tuple[int, tuple[int, int]]], counts: dict[tuple[int, int], int]):
