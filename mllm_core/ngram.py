@@ -377,21 +377,23 @@ class NGramModel:
     def _mle_logits(self, ctx: list[int]) -> tuple[np.ndarray, torch.Tensor]:
         """(token ids, float32 log-probabilities) of the continuations of the longest seen suffix of ctx.
 
-        A slice of tables precomputed once per model, so a sampling step is a few binary searches.
+        Slices of tables precomputed once per model (seen continuations only), so a sampling
+        step costs a few binary searches.
         """
         if "mle" not in self._cache:
             V, tables = self.fitted.V, []
             for lv in self._levels():
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    logp = np.log(lv.counts / lv.total[lv.table.keys // V]).astype(np.float32)
-                tables.append((lv.table.keys % V, logp))
+                seen = lv.counts > 0
+                starts = np.concatenate([[0], np.cumsum(seen)])[lv.table.starts]  # context -> first seen row
+                logp = np.log(lv.counts[seen] / lv.total[lv.table.keys[seen] // V]).astype(np.float32)
+                tables.append((starts, lv.table.keys[seen] % V, logp))
             self._cache["mle"] = tables
         levels = self._levels()
         for j in range(len(ctx) + 1, 0, -1):
             row = self.fitted.find(ctx[len(ctx) - (j - 1) :]) if j > 1 else 0
             if row >= 0 and levels[j - 1].total[row] > 0:
-                lo, hi = levels[j - 1].table.starts[row], levels[j - 1].table.starts[row + 1]
-                toks, logp = self._cache["mle"][j - 1]
+                starts, toks, logp = self._cache["mle"][j - 1]
+                lo, hi = starts[row], starts[row + 1]
                 return toks[lo:hi], torch.from_numpy(logp[lo:hi])
         raise AssertionError("the unigram context is always seen")
 
@@ -556,7 +558,8 @@ class NGramModel:
 
         After `</s>` a new sequence starts (context padded with `<s>`), so `</s>` may appear in
         the output. MLE draws among the continuations seen (the other tokens have logit -inf),
-        backing off to a shorter context when the context was never seen.
+        backing off to a shorter context when the context was never seen; a context with a
+        single continuation seen needs no draw (it has probability 1 under any setting).
         """
         c = self.fitted
         if length < 0:
@@ -570,7 +573,10 @@ class NGramModel:
             if self.smoothing == "mle":
                 # logits over the continuations seen only: the other tokens' -inf logits never change a draw
                 toks, logits = self._mle_logits(ctx)
-                nid = int(toks[sample_next(logits, temperature, top_k, top_p, generator)])
+                if len(toks) == 1:  # one continuation seen: probability 1 whatever the settings, no draw
+                    nid = int(toks[0])
+                else:
+                    nid = int(toks[sample_next(logits, temperature, top_k, top_p, generator)])
             else:
                 nid = sample_next(self.next_logits(ctx), temperature, top_k, top_p, generator)
             history.append(nid)

@@ -16,7 +16,7 @@ page_header(
     "p(quick | The) = C(The quick) / C(The). Counting is instant, but most long contexts were never seen "
     "(**sparsity**), so a big n copies the training text verbatim and a plain count (MLE) gives unseen text "
     "probability zero, unless we **smooth**. Compare samples for n = 1…5 below.",
-    icon="🎲",
+    icon=":material/casino:",
 )
 
 
@@ -84,10 +84,8 @@ with tab_sample:
         if isinstance(out[order], str):
             col.error(out[order])
         else:
-            col.code(
-                ui.join(prompt_tokens, level) + ("" if level == "char" else " ") + ui.join(out[order], level),
-                language=None,
-                wrap_lines=True,
+            col.container(border=True).markdown(
+                ui.sample_html(prompt_tokens, out[order], level), unsafe_allow_html=True
             )
 
     generated = out[n] if not isinstance(out[n], str) else []
@@ -104,19 +102,17 @@ with tab_sample:
             st.session_state["ng_step"] = len(generated)
         step = st.slider("Step", 1, len(generated), 1, key="ng_step") if len(generated) > 1 else 1
         context = model.context_for(prompt_tokens + generated[: step - 1])
+        chosen, p_chosen = generated[step - 1], model.prob(generated[step - 1], context)
+        dist = model.next_distribution(context, top=15)
+        dist.setdefault(chosen, p_chosen)  # the sampled token is drawn even when it is not a favourite
         left, right = st.columns([3, 2])
-        left.plotly_chart(
-            ui.distribution_chart(
-                model.next_distribution(context, top=15), generated[step - 1], "Next-token distribution"
-            ),
-            key="ng_dist",
-        )
+        left.plotly_chart(ui.distribution_chart(dist, chosen, "Next-token distribution"), key="ng_dist")
         right.markdown(ui.step_html(prompt_tokens, generated, step, level), unsafe_allow_html=True)
         right.markdown(f"Context: `{' '.join(context) if level == 'word' else ''.join(context)!r}`")
         used = model.backoff_context(context)
         if smoothing == "mle" and len(used) < len(context):
             right.info(f"This context was never seen: MLE uses the shorter context {used!r} instead.")
-        right.markdown(f"Sampled: **{generated[step - 1]!r}** (p = {model.prob(generated[step - 1], context):.3f})")
+        right.markdown(f"Sampled: **{chosen!r}** (p = {p_chosen:.3g})")
 
         st.subheader("Memorisation meter")
         mem = memorisation(data.counts, generated, n + 1)

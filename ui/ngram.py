@@ -132,12 +132,28 @@ def tokens_of(text: str, level: str) -> list[str]:
     return out
 
 
+def _escape(token: str) -> str:
+    """A token as HTML; `$` too, so Streamlit's markdown never reads it as LaTeX."""
+    return "↵" if token == EOS else html.escape(token).replace("$", "&#36;")
+
+
+def sample_html(prompt: list[str], tokens: list[str], level: str) -> str:
+    """A sample as small proportional text, the prompt in grey."""
+    sep = " " if level == "word" else ""
+    head = sep.join(_escape(t) for t in prompt)
+    body = sep.join(_escape(t) for t in tokens)
+    return (
+        f'<div style="font-size:0.85rem;line-height:1.5;white-space:pre-wrap">'
+        f'<span style="color:#6b7280">{head}</span>{sep if head else ""}{body}</div>'
+    )
+
+
 def highlighted(tokens: list[str], mem: Memorisation, level: str) -> str:
     """HTML of a sample with copied k-grams on yellow and the longest copied span on orange."""
     sep = " " if level == "word" else ""
     spans = []
     for i, t in enumerate(tokens):
-        text = "↵" if t == EOS else html.escape(t)
+        text = _escape(t)
         if mem.start <= i < mem.start + mem.longest and mem.longest >= mem.k:
             spans.append(f'<span style="background:{LONGEST_COLOR}">{text}</span>')
         elif mem.copied[i]:
@@ -178,12 +194,14 @@ def perplexity_chart(df: pd.DataFrame) -> go.Figure:
         fig.add_trace(go.Scatter(x=finite["n"], y=finite[column], mode="lines+markers", name=column, line_color=color))
     fig.update_layout(title="Perplexity vs n", xaxis_title="n", yaxis_title="perplexity (log scale)", **_LAYOUT)
     fig.update_yaxes(type="log")
+    fig.update_xaxes(dtick=1)
     return fig
 
 
 def bar_chart(df: pd.DataFrame, column: str, title: str, y_title: str, percent: bool = False) -> go.Figure:
     fig = go.Figure(go.Bar(x=df["n"], y=df[column] * (100 if percent else 1), marker_color="#60a5fa"))
     fig.update_layout(title=title, xaxis_title="n", yaxis_title=y_title, **_LAYOUT)
+    fig.update_xaxes(dtick=1)
     return fig
 
 
@@ -206,7 +224,7 @@ def step_html(prompt: list[str], generated: list[str], step: int, level: str) ->
     sep = " " if level == "word" else ""
 
     def span(tokens: list[str], style: str) -> str:
-        text = sep.join("↵" if t == EOS else html.escape(t) for t in tokens)
+        text = sep.join(_escape(t) for t in tokens)
         return f'<span style="{style}">{text}</span>' if text else ""
 
     parts = [
