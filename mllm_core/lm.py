@@ -88,7 +88,7 @@ class TorchTextLM(_TokenizerText):
             logits, _ = self.module(idx.to(self.device))  # (B, T, V)
         finally:
             self.module.train(was_training)
-        return logits.float().cpu()
+        return logits.detach().float().cpu()
 
     def next_logits(self, ids: list[int]) -> torch.Tensor:
         if not ids:

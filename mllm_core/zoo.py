@@ -77,29 +77,28 @@ def validation_text(config: ZooConfig | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# One training loop per default
+# One training loop per family: the five n-grams share one count table
 
 
-def _ngram_trainer(n: int) -> Callable[[str, ZooConfig], Callable[[training.TrainContext], TextLM]]:
-    def make(text: str, config: ZooConfig):
-        from mllm_core.ngram import train_text_lm
+def _ngram_trainer(text: str, config: ZooConfig):
+    from mllm_core.ngram import NGramModel, NGramTextLM, count_ngrams, split_tokens
 
-        def target(ctx: training.TrainContext) -> TextLM:
-            ctx.check()
-            model = train_text_lm(text, n, level="char", smoothing="kneser-ney")
-            ctx.publish(model=model)
-            return model
+    def target(ctx: training.TrainContext) -> dict[str, TextLM]:
+        ctx.check()
+        counts = count_ngrams(split_tokens(text, "char"), max(NGRAM_ORDERS))  # every order 1..5 in one pass
+        return {
+            name: NGramTextLM(NGramModel.from_counts(counts, n, "kneser-ney"), "char", name)
+            for name, n in zip(NGRAM_NAMES, NGRAM_ORDERS, strict=True)
+        }
 
-        return target
-
-    return make
+    return target
 
 
 def _baseline_trainer(text: str, config: ZooConfig):
     from mllm_core.tokenizers import CharTokenizer
 
-    def target(ctx: training.TrainContext) -> TextLM:
-        return UniformLM(CharTokenizer().train(text), name=BASELINE_NAME)
+    def target(ctx: training.TrainContext) -> dict[str, TextLM]:
+        return {BASELINE_NAME: UniformLM(CharTokenizer().train(text), name=BASELINE_NAME)}
 
     return target
 
@@ -116,18 +115,20 @@ def _char_lstm_module():
 
 
 def _lstm_trainer(text: str, config: ZooConfig):
-    return _char_lstm_module().char_lstm_target(text, lstm_config(config))
+    inner = _char_lstm_module().char_lstm_target(text, lstm_config(config))
+    return lambda ctx: {LSTM_NAME: inner(ctx)}
 
 
 def _gpt_trainer(text: str, config: ZooConfig):
     from mllm_core.transformer import gpt_target
 
     model, train = gpt_configs(config)
-    return gpt_target(text, model, train, name=GPT_NAME)
+    inner = gpt_target(text, model, train, name=GPT_NAME)
+    return lambda ctx: {GPT_NAME: inner(ctx)}
 
 
 def lstm_config(config: ZooConfig) -> Any:
-    """The default char-LSTM's `rnn.CharLSTMConfig`."""
+    """The default char-LSTM's `CharLSTMConfig`."""
     CharLSTMConfig = _char_lstm_module().CharLSTMConfig  # noqa: N806 - a class
 
     if config.tiny:
@@ -149,40 +150,51 @@ def gpt_configs(config: ZooConfig) -> tuple[Any, Any]:
     return GPTConfig(), GPTTrainConfig(steps=800, max_chars=None)
 
 
-_TRAINERS: dict[str, Callable[[str, ZooConfig], Callable[[training.TrainContext], TextLM]]] = {
-    BASELINE_NAME: _baseline_trainer,
-    **{name: _ngram_trainer(n) for name, n in zip(NGRAM_NAMES, NGRAM_ORDERS, strict=True)},
-    LSTM_NAME: _lstm_trainer,
-    GPT_NAME: _gpt_trainer,
+Trainer = Callable[[str, ZooConfig], Callable[[training.TrainContext], dict[str, TextLM]]]
+_GROUPS: dict[str, tuple[Trainer, tuple[str, ...]]] = {  # one job per group
+    "baseline": (_baseline_trainer, (BASELINE_NAME,)),
+    "n-gram": (_ngram_trainer, NGRAM_NAMES),
+    "char-LSTM": (_lstm_trainer, (LSTM_NAME,)),
+    "transformer": (_gpt_trainer, (GPT_NAME,)),
 }
+_GROUP_OF = {name: group for group, (_, names) in _GROUPS.items() for name in names}
 
 
-def model_target(name: str, config: ZooConfig | None = None) -> Callable[[training.TrainContext], TextLM]:
-    """The training loop of default `name`: train on the shared split, then score the validation text.
-
-    The job publishes `model` while it trains (when the family does) and, at the end, `model`
-    and `evaluation` (a `metrics.Evaluation`); its result is the trained `TextLM`.
-    """
-    if name not in _TRAINERS:
+def _group(name: str) -> str:
+    if name not in _GROUP_OF:
         raise ValueError(f"no default model called {name!r}; choose one of {', '.join(NAMES)}")
+    return _GROUP_OF[name]
+
+
+def model_target(name: str, config: ZooConfig | None = None) -> Callable[[training.TrainContext], dict[str, TextLM]]:
+    """The training loop that makes default `name` (and its siblings: the five n-grams are one job).
+
+    Trains on the shared split, then scores each model on the validation text. Publishes
+    `models` ({name: TextLM}) once trained and `evaluations` ({name: metrics.Evaluation}) as
+    each score lands; neural families also publish `model` snapshots while they train. The
+    result is {name: TextLM}.
+    """
+    trainer, _ = _GROUPS[_group(name)]
     config = config or default_config()
 
-    def target(ctx: training.TrainContext) -> TextLM:  # the corpus is read in the job's thread, not the page's
+    def target(ctx: training.TrainContext) -> dict[str, TextLM]:  # the corpus is read here, not in the page
         train_text, val_text = split(config)
-        model = _TRAINERS[name](train_text, config)(ctx)
-        ctx.publish(model=model)
-        ctx.publish(evaluation=evaluate(model, val_text, check=ctx.check))
-        return model
+        models = trainer(train_text, config)(ctx)
+        ctx.publish(models=models)
+        evaluations = {}
+        for model_name, model in models.items():
+            evaluations[model_name] = evaluate(model, val_text, check=ctx.check)
+            ctx.publish(evaluations=dict(evaluations))
+        return models
 
     return target
 
 
 def default_job(name: str, config: ZooConfig | None = None) -> training.TrainingJob:
-    """The process-wide job training default `name` (started by the first caller)."""
+    """The process-wide job training default `name` (started by the first caller, shared by its group)."""
     config = config or default_config()
-    if name not in _TRAINERS:
-        raise ValueError(f"no default model called {name!r}; choose one of {', '.join(NAMES)}")
-    return training.shared_job(("zoo", name, config), lambda: model_target(name, config), name=f"zoo: {name}")
+    group = _group(name)
+    return training.shared_job(("zoo", group, config), lambda: model_target(name, config), name=f"zoo: {group}")
 
 
 def default_jobs(config: ZooConfig | None = None, names: tuple[str, ...] = NAMES) -> dict[str, training.TrainingJob]:
@@ -190,19 +202,20 @@ def default_jobs(config: ZooConfig | None = None, names: tuple[str, ...] = NAMES
     return {name: default_job(name, config) for name in names}
 
 
-def current_model(job: training.TrainingJob) -> TextLM | None:
-    """The trained model when the job is done, else its latest published snapshot (or None)."""
+def current_model(job: training.TrainingJob, name: str) -> TextLM | None:
+    """Default `name` from its job: trained, else the latest snapshot the job published, else None."""
     snap = job.snapshot()
-    if snap.state == training.DONE and job.result is not None:
-        return job.result
-    return snap.artifacts.get("model")
+    models = job.result if snap.state == training.DONE and job.result else snap.artifacts.get("models", {})
+    if name in models:
+        return models[name]
+    return snap.artifacts.get("model") if _GROUP_OF.get(name) in ("char-LSTM", "transformer") else None
 
 
 @dataclass(frozen=True)
 class LeaderboardRow:
     name: str
     family: str  # n-gram, RNN, transformer, baseline
-    state: str  # the job's state; only "done" rows have scores
+    state: str  # the job's state
     evaluation: Evaluation | None  # None until the model is trained and scored
 
     @property
@@ -211,10 +224,11 @@ class LeaderboardRow:
 
 
 def leaderboard(jobs: dict[str, training.TrainingJob]) -> list[LeaderboardRow]:
-    """One row per job, scored ones first, best (lowest bits/char) first."""
+    """One row per model, scored ones first, best (lowest bits/char) first."""
     rows = []
     for name, job in jobs.items():
         snap = job.snapshot()
-        ev = snap.artifacts.get("evaluation") if snap.state == training.DONE else None
-        rows.append(LeaderboardRow(name, FAMILIES.get(name, "?"), snap.state, ev))
+        rows.append(
+            LeaderboardRow(name, FAMILIES.get(name, "?"), snap.state, snap.artifacts.get("evaluations", {}).get(name))
+        )
     return sorted(rows, key=lambda r: (r.evaluation is None, r.bits_per_char or 0.0))

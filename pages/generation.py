@@ -19,7 +19,7 @@ config = zoo.default_config()
 jobs = zoo.default_jobs(config)  # trained once per server process, shared by every session
 YOURS = " (yours)"
 models = {name + YOURS: lm for name, lm in common.session_models().items()}
-models |= {name: zoo.current_model(job) for name, job in jobs.items()}
+models |= {name: zoo.current_model(job, name) for name, job in jobs.items()}
 names = list(models)
 
 
@@ -81,7 +81,6 @@ with tab_gen:
         st.info("Nothing generated: ask for at least one token.")
 
 with tab_cmp:
-    ready = [n for n in names if models[n] is not None]
     picked = st.multiselect(
         "Models to compare",
         names,
@@ -92,28 +91,29 @@ with tab_cmp:
     )
     st.caption("Same prompt, same settings, same seed: only the model changes.")
     if st.button("Generate side by side", key="gen_cmp_go", type="primary", disabled=not picked):
-        runs, texts = {}, {}
-        columns = dict(zip(picked, st.columns(len(picked)), strict=True))
-        for name, col in columns.items():
+        runs, outputs = {}, {}
+        for name, col in zip(picked, st.columns(len(picked)), strict=True):
             col.markdown(f"**{name}**")
-            texts[name] = col.empty()
             if models[name] is None:
-                texts[name].info("Still training.")
+                col.info("Still training: try again when it is ready.")
                 continue
             with col, common.guard(name):
-                runs[name] = (iter(sampling.generate(models[name], prompt, **settings.as_kwargs())), [])
+                runs[name] = (iter(sampling.generate(models[name], prompt, **settings.as_kwargs())), col.empty())
+                outputs[name] = []
         while runs:  # one token per model per round, so the columns grow together
-            for name, (steps, tokens) in list(runs.items()):
+            for name, (steps, out) in list(runs.items()):
                 step = next(steps, None)
                 if step is None:
                     del runs[name]
                     continue
-                tokens.append(step.token)
-                texts[name].markdown(
-                    gv.tokens_html(prompt, [gv.StepView(t, 1.0, ()) for t in tokens]), unsafe_allow_html=True
-                )
-    elif picked and set(picked) - set(ready):
-        st.caption("Models still training show a note instead of text.")
+                outputs[name].append(gv.step_view(step, models[name].decode, k=0))
+                out.markdown(gv.tokens_html(prompt, outputs[name]), unsafe_allow_html=True)
+        st.session_state["gen_cmp_result"] = (prompt, outputs)
+    elif saved := st.session_state.get("gen_cmp_result"):
+        used_prompt, outputs = saved
+        for (name, views), col in zip(outputs.items(), st.columns(max(1, len(outputs))), strict=False):
+            col.markdown(f"**{name}**")
+            col.markdown(gv.tokens_html(used_prompt, views), unsafe_allow_html=True)
 
 with tab_board:
     st.markdown(
@@ -122,7 +122,7 @@ with tab_board:
         "characters, so character, word and BPE models compare fairly. Lower is better; perplexity = 2^bits."
     )
 
-    polling = any(not job.snapshot().finished for job in jobs.values())
+    polling = any(not job.snapshot().finished for job in set(jobs.values()))
 
     @st.fragment(run_every=2.0 if polling else None)
     def board() -> None:

@@ -127,6 +127,8 @@ def test_side_by_side_runs_the_same_prompt_through_several_models(app):
     outputs = [m.value for m in app.markdown if "font-family:monospace" in m.value]
     assert len(outputs) == 2
     assert outputs[1].count(">b</span>") == 20  # greedy on likes-b: always "b"
+    app.run()  # any later rerun (another widget) keeps the comparison on screen
+    assert [m.value for m in app.markdown if "font-family:monospace" in m.value] == outputs
 
 
 def test_the_leaderboard_ranks_every_default_by_bits_per_character(app):
@@ -150,3 +152,5 @@ def test_the_leaderboard_ranks_every_default_by_bits_per_character(app):
     app.button(key="gen_go").click().run()  # a trained default generates too
     assert not errors(app)
     assert any("font-family:monospace" in m.value for m in app.markdown)
+    app.button(key="gen_score").click().run()  # and this session's models join on the same text
+    assert any("toy (yours)**: 2.322 bits per character" in m.value for m in app.markdown)

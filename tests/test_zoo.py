@@ -11,16 +11,22 @@ from mllm_core.metrics import Evaluation
 TINY = zoo.ZooConfig(train_chars=20_000, eval_chars=2_000, tiny=True)
 
 
-def train(name):
-    """Run default `name` in the calling test; return (model, its published evaluation)."""
+def train_group(name):
+    """Run the job that makes default `name`: {model name: (model, its published evaluation)}."""
     published = {}
 
     def target(ctx):
-        model = zoo.model_target(name, TINY)(ctx)
+        models = zoo.model_target(name, TINY)(ctx)
         published.update(ctx._job.snapshot().artifacts)
-        return model
+        return models
 
-    return training.run_sync(target), published["evaluation"]
+    models = training.run_sync(target)
+    assert set(models) == set(published["models"]) == set(published["evaluations"])
+    return {model_name: (model, published["evaluations"][model_name]) for model_name, model in models.items()}
+
+
+def train(name):
+    return train_group(name)[name]
 
 
 def test_tiny_defaults_come_from_the_environment(monkeypatch):
@@ -45,16 +51,21 @@ def test_the_baseline_costs_log2_of_its_vocabulary():
     assert ev.bits_per_char == pytest.approx(math.log2(model.vocab_size))
 
 
-@pytest.mark.parametrize("name", ["1-gram", "3-gram", "5-gram"])
-def test_ngram_defaults_beat_the_baseline(name):
-    model, ev = train(name)
+@pytest.fixture(scope="module")
+def ngrams():
+    return train_group("3-gram")  # n = 1..5 come out of one job
+
+
+def test_ngram_defaults_read_n_minus_1_characters_and_beat_the_baseline(ngrams):
     _, baseline = train(zoo.BASELINE_NAME)
-    assert model.block_size == int(name[0]) - 1  # the n-gram reads n - 1 characters
-    assert ev.n_chars == 2_000 and ev.bits_per_char < baseline.bits_per_char
+    for n, name in zip(zoo.NGRAM_ORDERS, zoo.NGRAM_NAMES, strict=True):
+        model, ev = ngrams[name]
+        assert model.block_size == n - 1
+        assert ev.n_chars == 2_000 and ev.bits_per_char < baseline.bits_per_char
 
 
-def test_longer_ngrams_predict_better_up_to_a_point():
-    bits = [train(name)[1].bits_per_char for name in ("1-gram", "2-gram", "3-gram")]
+def test_longer_ngrams_predict_better_up_to_a_point(ngrams):
+    bits = [ngrams[name][1].bits_per_char for name in ("1-gram", "2-gram", "3-gram")]
     assert bits[0] > bits[1] > bits[2]
 
 
@@ -65,14 +76,18 @@ def test_neural_defaults_train_and_are_scored(name):
     assert math.isfinite(ev.bits_per_char) and ev.bits_per_char > 0
 
 
-def test_a_default_is_trained_once_for_every_caller():
+def test_a_default_is_trained_once_for_every_caller_and_the_ngrams_share_one_count_table():
     job = zoo.default_job("2-gram", TINY)
     try:
         assert zoo.default_job("2-gram", TINY) is job
-        assert zoo.default_job("3-gram", TINY) is not job
+        assert zoo.default_job("5-gram", TINY) is job  # one count table serves n = 1..5
+        assert zoo.default_job(zoo.BASELINE_NAME, TINY) is not job
         assert job.join(60) and job.snapshot().state == training.DONE
-        assert zoo.current_model(job) is job.result
-        assert isinstance(job.snapshot().artifacts["evaluation"], Evaluation)
+        assert set(job.result) == set(zoo.NGRAM_NAMES)
+        assert zoo.current_model(job, "2-gram") is job.result["2-gram"]
+        assert job.result["2-gram"].model.counts is job.result["5-gram"].model.counts
+        assert zoo.current_model(job, zoo.GPT_NAME) is None
+        assert all(isinstance(ev, Evaluation) for ev in job.snapshot().artifacts["evaluations"].values())
     finally:
         training.MANAGER.stop_all(30)
 
@@ -83,16 +98,20 @@ def test_unknown_defaults_are_refused():
 
 
 def test_the_leaderboard_puts_the_best_first_and_unscored_models_last():
-    def scored(bits):
+    def scored(name, bits):
         def target(ctx):
-            ctx.publish(evaluation=Evaluation("m", bits * 100, 100, 100))
+            ctx.publish(evaluations={name: Evaluation(name, bits * 100, 100, 100)})
 
         return training.TrainingJob(target).start()
 
     def failing(ctx):
         raise RuntimeError("out of memory")
 
-    jobs = {"worse": scored(3.0), "broken": training.TrainingJob(failing).start(), "better": scored(2.0)}
+    jobs = {
+        "worse": scored("worse", 3.0),
+        "broken": training.TrainingJob(failing).start(),
+        "better": scored("better", 2.0),
+    }
     for job in jobs.values():
         job.join(10)
     rows = zoo.leaderboard(jobs)

@@ -36,7 +36,7 @@ class StepView:
 
 def step_view(step: GenerationStep, decode, k: int = TOP_K_SHOWN) -> StepView:
     """Keep the model's `k` most likely tokens (and the drawn one) with both probabilities."""
-    order = torch.sort(step.raw_probs, descending=True, stable=True).indices[:k].tolist()
+    order = torch.topk(step.raw_probs, min(k, step.raw_probs.numel())).indices.tolist()
     if step.token_id not in order:
         order.append(step.token_id)
     top = tuple((decode([i]), float(step.probs[i]), float(step.raw_probs[i])) for i in order)
