@@ -107,12 +107,12 @@ with tab_merges:
     st.caption(
         f"After {step:,} merges: {len(step_pieces):,} tokens ({n_bytes:,} bytes)"
         + (
-            f" · last merge {bpe.id_to_token(last.new_id)!r} (id {last.new_id}, seen {last.count:,} times)"
+            f" · newest token (outlined) {bpe.id_to_token(last.new_id)!r}: id {last.new_id}, seen {last.count:,} times"
             if last
             else ""
         )
     )
-    st.html(ui.spans_html(step_pieces, show_ws))
+    st.html(ui.spans_html(step_pieces, show_ws, highlight=last.new_id if last else None))
     d1, d2, d3 = st.columns(3)
     with d1:
         download_json("Vocabulary (JSON)", ui.vocab_json(bpe), "bpe_vocab.json", key="tok_dl_vocab")

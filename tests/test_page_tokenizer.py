@@ -65,6 +65,10 @@ def test_merges_table_step_slider_and_downloads(default_page):
     n_bytes = int(metric(at, "Bytes (UTF-8)"))
     assert any(c.value.startswith(f"After 0 merges: {n_bytes:,} tokens") for c in at.caption)  # bytes only
 
+    at.slider(key="tok_step").set_value(1).run()
+    outlined = re.findall(r'<span title="id (\d+)[^"]*" style="[^"]*outline', at.get("html")[1].proto.body)
+    assert outlined and set(outlined) == {"256"}  # the first merge's token, " t", is outlined wherever it occurs
+
 
 def test_side_by_side_compares_the_three_tokenizers(default_page):
     frame = default_page.dataframe[1].value

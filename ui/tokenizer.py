@@ -93,8 +93,11 @@ def pieces(tok: Tokenizer, text: str) -> list[tuple[int, str, bytes]]:
 MAX_SPANS = 5000  # more spans than this make the browser crawl; the counts still cover everything
 
 
-def spans_html(tokens: list[tuple[int, str, bytes]], show_whitespace: bool, gap: bool = False) -> str:
-    """Coloured token spans; hovering shows the id and the bytes. `gap` separates tokens by a space.
+def spans_html(
+    tokens: list[tuple[int, str, bytes]], show_whitespace: bool, gap: bool = False, highlight: int | None = None
+) -> str:
+    """Coloured token spans; hovering shows the id and the bytes. `gap` separates tokens by a space;
+    tokens with id `highlight` (the newest merge, say) are outlined.
 
     Each token is an inline block, so lines may break between any two tokens; a newline inside a
     token ends the line after it (shown as ↵ when `show_whitespace`). Only the first `MAX_SPANS`
@@ -105,9 +108,10 @@ def spans_html(tokens: list[tuple[int, str, bytes]], show_whitespace: bool, gap:
         breaks = "<br>" * shown.count("\n")
         shown = visible(shown) if show_whitespace else shown.replace("\n", "")
         title = f"id {i} · bytes {raw.hex(' ')}" if raw else f"id {i}"
+        outline = "outline:2px solid #4F46E5;" if i == highlight else ""
         parts.append(
             f'<span title="{html.escape(title)}" style="background:{PALETTE[k % len(PALETTE)]};display:inline-block;'
-            f'min-width:4px;border-radius:3px;margin:1px 0;white-space:pre">{html.escape(shown)}</span>{breaks}'
+            f'{outline}min-width:4px;border-radius:3px;margin:1px 0;white-space:pre">{html.escape(shown)}</span>{breaks}'
         )
     body = (" " if gap else "").join(parts) or "<i>(no tokens)</i>"
     if len(tokens) > MAX_SPANS:
