@@ -64,7 +64,7 @@ def split_tokens(text: str, level: str = "word") -> list[list[str]]:
 # Counting
 
 
-@dataclass
+@dataclass(eq=False)
 class OrderTable:
     """The n-grams of one order, sorted by key = prefix_id * V + last_token.
 
@@ -77,7 +77,7 @@ class OrderTable:
     cont: np.ndarray | None = None  # (R,) int64 Kneser-Ney continuation counts N1+(. g); None at the top order
 
 
-@dataclass
+@dataclass(eq=False)
 class NGramCounts:
     """All n-gram counts of orders 1..max_order of a tokenised corpus (see `count_ngrams`)."""
 
@@ -88,7 +88,7 @@ class NGramCounts:
     tables: list[OrderTable]  # tables[j - 1] holds order j
     n_tokens: int  # predicted positions (real tokens + one </s> per sequence)
     longest: int  # the longest training sequence, in tokens
-    cache: dict = field(default_factory=dict, repr=False)  # derived arrays computed on first use
+    cache: dict = field(default_factory=dict, repr=False)  # derived arrays, computed on first use, shared by models
 
     @property
     def V(self) -> int:  # noqa: N802 - V as in the formulas
@@ -203,7 +203,7 @@ def count_ngrams(sequences: Iterable[Sequence[str]], max_order: int) -> NGramCou
 # Models
 
 
-@dataclass
+@dataclass(eq=False)
 class _Level:
     """Per-order quantities one smoothing method needs, with per-context sums precomputed."""
 
@@ -222,7 +222,7 @@ def _level(table: OrderTable, counts: np.ndarray) -> _Level:
     return _Level(table, counts, np.diff(csum[table.starts]), np.diff(nz[table.starts]), discount)
 
 
-@dataclass
+@dataclass(eq=False)
 class NGramModel:
     """An n-gram language model: fit by counting, then query, score and sample.
 
@@ -235,7 +235,6 @@ class NGramModel:
     smoothing: str = "mle"  # "mle" | "add-k" | "kneser-ney"
     k: float = 1.0  # pseudo-count added to every continuation by add-k (1 = Laplace)
     counts: NGramCounts | None = field(default=None, repr=False)  # set by fit / from_counts
-    _cache: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if int(self.n) != self.n or not 1 <= self.n <= MAX_N:
@@ -254,7 +253,6 @@ class NGramModel:
         counts = count_ngrams(sequences, self.n)
         check_order(counts, self.n)
         self.counts = counts
-        self._cache.clear()
         return self
 
     @classmethod
@@ -279,15 +277,15 @@ class NGramModel:
 
     def _levels(self) -> list[_Level]:
         """Levels of orders 1..n: raw counts at the top (and everywhere for MLE / add-k),
-        continuation counts below the top for Kneser-Ney."""
-        if "levels" not in self._cache:
-            tables = self.fitted.tables
-            kn = self.smoothing == "kneser-ney"
-            self._cache["levels"] = [
-                _level(tables[j - 1], tables[j - 1].cont if kn and j < self.n else tables[j - 1].counts)
-                for j in range(1, self.n + 1)
-            ]
-        return self._cache["levels"]
+        continuation counts below the top for Kneser-Ney. Shared by every model on these counts."""
+        kn = self.smoothing == "kneser-ney"
+        return [self._level(j, "cont" if kn and j < self.n else "raw") for j in range(1, self.n + 1)]
+
+    def _level(self, order: int, kind: str) -> _Level:
+        cache, table = self.fitted.cache, self.fitted.tables[order - 1]
+        if ("level", order, kind) not in cache:
+            cache["level", order, kind] = _level(table, table.cont if kind == "cont" else table.counts)
+        return cache["level", order, kind]
 
     # -- contexts ----------------------------------------------------------------------------
 
@@ -380,32 +378,33 @@ class NGramModel:
         Slices of tables precomputed once per model (seen continuations only), so a sampling
         step costs a few binary searches.
         """
-        if "mle" not in self._cache:
-            V, tables = self.fitted.V, []
-            for lv in self._levels():
+        cache, V = self.fitted.cache, self.fitted.V
+        for j in range(1, self.n + 1):
+            if ("mle", j) not in cache:
+                lv = self._level(j, "raw")
                 seen = lv.counts > 0
                 starts = np.concatenate([[0], np.cumsum(seen)])[lv.table.starts]  # context -> first seen row
                 logp = np.log(lv.counts[seen] / lv.total[lv.table.keys[seen] // V]).astype(np.float32)
-                tables.append((starts, lv.table.keys[seen] % V, logp))
-            self._cache["mle"] = tables
+                cache["mle", j] = starts, lv.table.keys[seen] % V, logp
         levels = self._levels()
         for j in range(len(ctx) + 1, 0, -1):
             row = self.fitted.find(ctx[len(ctx) - (j - 1) :]) if j > 1 else 0
             if row >= 0 and levels[j - 1].total[row] > 0:
-                starts, toks, logp = self._cache["mle"][j - 1]
+                starts, toks, logp = cache["mle", j]
                 lo, hi = starts[row], starts[row + 1]
                 return toks[lo:hi], torch.from_numpy(logp[lo:hi])
         raise AssertionError("the unigram context is always seen")
 
     def _kn_unigram(self, lv: _Level) -> np.ndarray:
         """Kneser-Ney order 1: discounted (continuation) counts interpolated with the uniform distribution."""
-        if "kn1" not in self._cache:
+        key = ("kn1", lv.counts is lv.table.cont)
+        if key not in self.fitted.cache:
             V, d, total = self.fitted.V, lv.discount, lv.total[0]
             p = np.full(V, d * lv.types[0] / total / (V - 1))
             p[lv.table.keys % V] += np.maximum(lv.counts - d, 0) / total
             p[BOS_ID] = 0.0
-            self._cache["kn1"] = p
-        return self._cache["kn1"]
+            self.fitted.cache[key] = p
+        return self.fitted.cache[key]
 
     def next_distribution(self, context: Sequence[str] = (), top: int | None = None) -> dict[str, float]:
         """token -> p(token | context) for tokens with non-zero probability, most likely first.
