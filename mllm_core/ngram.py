@@ -127,10 +127,9 @@ class NGramCounts:
         out = [np.zeros(N, dtype=np.int64)]
         for j in range(1, order + 1):
             keys = self.tables[j - 1].keys
-            prev = np.full(N, -1, dtype=np.int64)
-            prev[1:] = out[-1][:-1]
-            if j == 1:
-                prev[:] = 0
+            prev = np.zeros(N, dtype=np.int64)  # id of the window of order j - 1 ending one position earlier
+            if j > 1:
+                prev[0], prev[1:] = -1, out[-1][:-1]
             key = prev * V + stream
             row = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
             out.append(np.where((prev >= 0) & (keys[row] == key), row, -1))
@@ -302,7 +301,7 @@ class NGramModel:
 
     def _context_rows(self, ctx_ids: Sequence[int]) -> list[int]:
         """rows[j] = row of the last j - 1 context tokens in the order-(j-1) table (-1: unseen), j = 1..n."""
-        ctx_ids = list(ctx_ids)[len(ctx_ids) - (self.n - 1) :] if self.n > 1 else []
+        ctx_ids = list(ctx_ids)[-(self.n - 1) :] if self.n > 1 else []
         rows = [0]
         for j in range(2, self.n + 1):
             rows.append(self.fitted.find(ctx_ids[len(ctx_ids) - (j - 1) :]) if j - 1 <= len(ctx_ids) else -1)
@@ -375,8 +374,8 @@ class NGramModel:
     def _mle_logits(self, ctx: list[int]) -> tuple[np.ndarray, torch.Tensor]:
         """(token ids, float32 log-probabilities) of the continuations of the longest seen suffix of ctx.
 
-        Slices of tables precomputed once per model (seen continuations only), so a sampling
-        step costs a few binary searches.
+        Slices of tables of seen continuations, precomputed once per `NGramCounts` and shared by
+        every MLE model on them, so a sampling step costs a few binary searches.
         """
         cache, V = self.fitted.cache, self.fitted.V
         for j in range(1, self.n + 1):

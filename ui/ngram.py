@@ -37,7 +37,7 @@ class LabData:
     val: list[list[str]]
 
 
-@st.cache_resource(show_spinner="Counting n-grams (once per server)…", max_entries=8)
+@st.cache_resource(show_spinner="Counting n-grams (once per server)…", max_entries=4)  # ~100 MB each (word level)
 def fitted(text_digest: str, level: str, _text: str) -> LabData:
     """Counts of orders 1..5 on the training 90% of the text, shared by every session."""
     train, val = corpora.train_val_split(_text)
