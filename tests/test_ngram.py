@@ -68,6 +68,19 @@ def test_counts_match_a_brute_force_count(seed):
     assert model.count(("zzz",)) == 0
 
 
+def test_bpe_pieces_from_the_tokenizer_lab_are_tokens_like_any_other():
+    from mllm_core.tokenizers import BPETokenizer
+
+    text = "the cat sat on the mat.\nthe dog sat on the log.\n" * 5
+    bpe = BPETokenizer().train(text, 270)
+    seqs = [bpe.tokens(line) for line in text.split("\n") if line]
+    model = NGramModel(3).fit(seqs)
+    for ngram_, count in brute_counts(seqs, 3).items():
+        assert model.count(ngram_) == count
+    assert " cat" in model.continuations(["the"])  # pieces keep their leading space
+    assert model.sample(bpe.tokens("the"), 1, seed=0)[0] in model.continuations(["the"])
+
+
 def test_counts_of_every_order_are_shared_by_lower_order_models():
     seqs = random_corpus(2)
     counts = count_ngrams(seqs, 5)
