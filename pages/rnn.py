@@ -1,0 +1,160 @@
+"""RNN lab: an RNN learns to count, what it remembers as sequences grow, and a character-level LSTM."""
+
+import streamlit as st
+
+from mllm_core import char_lstm, rnn
+from ui import rnn as ui
+from ui.common import corpus_picker, guard, live, loss_chart, page_header, register_model, training_controls
+
+page_header(
+    "RNN",
+    "A recurrent network reads one token at a time and carries a **hidden state** "
+    "h_t = tanh(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh) from step to step: a memory of everything so far. "
+    "Watch one learn to **count**, see how far back it can remember, why its gradients **vanish**, and how the "
+    "**LSTM**'s cell state fixes that. Then train a character-level LSTM and hand it to the Generation lab.",
+    icon=":material/autorenew:",
+)
+tab_count, tab_length, tab_memory, tab_grad, tab_lstm = st.tabs(
+    ["Counting", "Length experiment", "Memory", "Vanishing gradients", "Char-LSTM"]
+)
+
+with tab_count:
+    c1, c2, c3 = st.columns(3)
+    vocab = c1.number_input("Numbers 0..V−1: V", 8, 1024, 128, key="rnn_v", bind="query-params")
+    seq_len = c2.slider("Training length L", 2, 40, 6, key="rnn_len", bind="query-params")
+    cell = c3.selectbox("Cell", rnn.CELLS, format_func=ui.NAMES.get, key="rnn_cell", bind="query-params")
+    config = rnn.CountingConfig(vocab_size=int(vocab), seq_len=int(seq_len), cell=cell)
+    st.caption(
+        f"Training data: all {max(0, config.vocab_size - config.seq_len)} runs of L + 1 consecutive numbers, one-hot "
+        "inputs, the target at every step is the input shifted by one; batches of half the data, Adam, "
+        "stopping at 100% training accuracy."
+    )
+    job = training_controls("rnn_count", lambda: rnn.counting_target(config), label="Train counter")
+    live(job, lambda snap: st.plotly_chart(ui.counting_chart(snap), key="rnn_count_chart"))
+    snap, model = (job.snapshot(), None) if job else (None, None)
+    if snap is not None:
+        model = job.result if snap.state == "done" else snap.artifacts.get("model")  # latest epoch while training
+    if model is None:
+        model = ui.default_counter()
+        st.caption("Querying the default counter (V = 128, L = 6), trained once per server; train your own above.")
+    else:
+        st.caption(f"Querying your {ui.NAMES[model.cell_name]} (V = {model.vocab_size}).")
+    text = st.text_input(
+        "Type a sequence of numbers", "7 8 9 10", key="rnn_seq", bind="query-params",
+        help="Any length: shorter or longer than the training length.",
+    )  # fmt: skip
+    with guard("Predicting"):
+        sequence = rnn.parse_sequence(text)
+        probs = rnn.next_distribution(model, sequence)
+        nxt = int(probs.argmax())
+        m1, m2 = st.columns([1, 3])
+        m1.metric("Predicted next number", nxt, help="argmax of p(next number)")
+        m1.metric("Its probability", f"{float(probs[nxt]):.1%}")
+        m2.plotly_chart(ui.probability_chart(probs), key="rnn_probs")
+        st.plotly_chart(ui.hidden_heatmap(rnn.hidden_states(model, sequence), sequence), key="rnn_hidden")
+        st.caption("Each column is the whole memory of the network after reading that number.")
+
+with tab_length:
+    st.markdown(
+        "The seed's accuracy notebook: train the counter at each length L (V = 512, hidden 32, full batch, 25 epochs, "
+        "Adam lr 0.1 decaying to 0), then test it on **every window of 3 numbers**. Does training on long sequences "
+        "still teach the short-range rule?"
+    )
+    c1, c2 = st.columns(2)
+    step = c1.select_slider(
+        "Lengths L = 4, 4 + s, … 118: step s", [2, 6, 10, 16, 38], 16, key="rnn_lstep", bind="query-params",
+        help="s = 2 is the seed's full sweep (58 lengths; minutes on a CPU).",
+    )  # fmt: skip
+    show_ref = c2.toggle("Overlay the seed's published curve", True, key="rnn_ref", bind="query-params")
+    length_config = rnn.LengthConfig(lengths=tuple(range(4, 120, step)))
+    job = training_controls("rnn_lengths", lambda: rnn.length_experiment_target(length_config), label="Run")
+    reference = rnn.SEED_LENGTH_REFERENCE if show_ref else None
+
+    def length_view(snap):
+        st.plotly_chart(
+            ui.curves_chart(
+                snap.artifacts.get("curves"), "Accuracy on 3-number windows", "training length L", reference
+            ),
+            key="rnn_length_chart",
+        )
+
+    if job is None:
+        st.plotly_chart(ui.curves_chart(None, "The seed's result", "training length L", reference), key="rnn_ref_chart")
+    live(job, length_view)
+    st.caption(
+        "Dotted: the seed's published result, approximate points read off its curve (RNN ≈ 0.998 at L = 4 falling "
+        "to ≈ 0.87–0.90 beyond L = 100 with a collapse to 0.12 at L = 96; LSTM ≈ 0.97 or better). Solid: this run."
+    )
+
+with tab_memory:
+    st.markdown(
+        "Recall **the first element** of a sequence of random symbols, read out after the last one. The answer must "
+        "survive L − 1 updates of the hidden state."
+    )
+    c1, c2 = st.columns(2)
+    cells = c1.multiselect("Cells", rnn.CELLS, list(rnn.CELLS), format_func=ui.NAMES.get, key="rnn_mcells")
+    steps = c2.select_slider("Training steps per run", [100, 200, 300, 600], 300, key="rnn_msteps", bind="query-params")
+    memory_config = rnn.MemoryConfig(cells=tuple(cells), steps=int(steps))
+    job = training_controls(
+        "rnn_memory", lambda: rnn.memory_experiment_target(memory_config), label="Run", disabled=not cells
+    )
+    chance = 1 / memory_config.n_symbols
+    live(
+        job,
+        lambda snap: st.plotly_chart(
+            ui.curves_chart(
+                snap.artifacts.get("curves"), "Recall of the first element", "sequence length L", None, chance
+            ),
+            key="rnn_memory_chart",
+        ),
+    )
+    st.caption(f"{memory_config.n_symbols} symbols, so guessing scores {chance:.1%}. Lengths: {memory_config.lengths}.")
+
+with tab_grad:
+    st.markdown(
+        "Backpropagation multiplies the error by ∂h_t/∂h_{t−1} once per step back. In an RNN that factor is usually "
+        "below 1, so the error reaching the first inputs shrinks exponentially; the LSTM's cell state is only scaled "
+        "by its forget gate, which learns to stay near 1."
+    )
+    c1, c2 = st.columns(2)
+    glen = c1.slider("Sequence length T", 5, 60, 30, key="rnn_glen", bind="query-params")
+    gsteps = c2.radio(
+        "Measured", [0, 200], 1, format_func=lambda s: "after 200 memory-task updates" if s else "at initialisation",
+        key="rnn_gsteps", bind="query-params", horizontal=True,
+    )  # fmt: skip
+    grad_config = rnn.GradientConfig(length=int(glen), train_steps=int(gsteps))
+    job = training_controls("rnn_grad", lambda: lambda ctx: rnn.vanishing_gradients(grad_config), label="Measure")
+    if job is not None and job.snapshot().state == "done":
+        st.plotly_chart(ui.gradient_chart(job.result), key="rnn_grad_chart")
+        ratios = {c: v[0] / v[-1] for c, v in job.result.items()}
+        st.caption(
+            " · ".join(f"{ui.NAMES[c]}: step 1 gets {r:.1e} of the last step's gradient" for c, r in ratios.items())
+        )
+    else:
+        live(job, lambda snap: None)
+
+with tab_lstm:
+    corpus = corpus_picker("rnn")
+    c1, c2, c3 = st.columns(3)
+    hidden = c1.select_slider("LSTM size", [64, 128, 256], 128, key="rnn_lh", bind="query-params")
+    max_steps = c2.number_input("Training steps", 20, 20_000, 2000, 100, key="rnn_lsteps", bind="query-params")
+    every = c3.number_input("Sample every N steps", 10, 5000, 250, 50, key="rnn_levery", bind="query-params")
+    name = f"char-LSTM · {corpus.name if corpus else 'text'} (RNN lab, {hidden})"
+    lstm_config = char_lstm.CharLSTMConfig(
+        name=name, hidden_size=int(hidden), max_steps=int(max_steps), sample_every=int(every)
+    )
+    job = training_controls(
+        "rnn_lstm", lambda: char_lstm.char_lstm_target(corpus.text, lstm_config), label="Train char-LSTM",
+        disabled=corpus is None,
+    )  # fmt: skip
+
+    def lstm_view(snap):
+        st.plotly_chart(loss_chart(snap, ("loss", "val_loss"), "Char-LSTM loss (nats/char)"), key="rnn_lstm_loss")
+        if snap.artifacts.get("sample"):
+            st.markdown(f"**Sample at step {snap.step:,}** (temperature {lstm_config.temperature}):")
+            st.code(snap.artifacts["sample"], language=None, wrap_lines=True)
+
+    live(job, lstm_view)
+    if job is not None and job.snapshot().state == "done" and job.result is not None:
+        register_model(job.result.name, job.result)
+        st.success(f"“{job.result.name}” is now available in the Generation lab.")

@@ -1,0 +1,132 @@
+"""The RNN page: counts with its defaults offline, explains bad input, trains and hands a char-LSTM on."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mllm_core import training
+
+PAGE = "../pages/rnn.py"
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def opened(**query) -> AppTest:
+    """The page opened from a shared link with these query parameters (widget keys), run once."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params.update({key: str(value) for key, value in query.items()})
+    return run(at)
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def run_until(at: AppTest, done, timeout: float = 90) -> AppTest:
+    """Rerun the page until `done(at)` holds (a background job finished and its result is drawn)."""
+    deadline = time.monotonic() + timeout
+    while not done(run(at)):
+        assert not errors(at), errors(at)
+        assert time.monotonic() < deadline, "the job did not finish in time"
+        time.sleep(0.5)
+    return at
+
+
+@pytest.fixture(scope="module")
+def default_page() -> AppTest:
+    return opened()
+
+
+def test_defaults_predict_11_after_7_8_9_10(default_page):
+    at = default_page
+    assert not errors(at), errors(at)
+    assert at.text_input(key="rnn_seq").value == "7 8 9 10"
+    assert metrics(at)["Predicted next number"] == "11"
+    assert any(c.value.startswith("Querying the default counter") for c in at.caption)
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("p(next number)" in s for s in charts) and any("Hidden state" in s for s in charts)
+    assert any("seed's result" in s for s in charts)  # the reference curve is shown before any run
+
+
+@pytest.mark.parametrize(
+    "typed, message",
+    [("7 eight 9", "whole numbers"), ("7 8 500", "outside 0..127"), ("   ", "at least one"), ("3.5 4", "whole")],
+)
+def test_bad_sequences_get_a_clear_message(default_page, typed, message):
+    at = default_page
+    at.text_input(key="rnn_seq").set_value(typed)
+    run(at)
+    assert any(message in e for e in errors(at)), errors(at)
+    at.text_input(key="rnn_seq").set_value("7 8 9 10")
+    run(at)
+    assert not errors(at)
+
+
+def test_sequences_of_any_length_can_be_queried(default_page):
+    at = default_page
+    for typed, expected in (("41", "42"), ("60 61 62 63 64 65 66 67 68 69", "70")):
+        at.text_input(key="rnn_seq").set_value(typed)
+        run(at)
+        assert metrics(at)["Predicted next number"] == expected
+    heatmap = [c.proto.spec for c in at.get("plotly_chart") if "Hidden state" in c.proto.spec][0]
+    assert "10: 69" in heatmap  # one column per number read
+
+
+def test_training_a_counter_shows_live_curves_and_queries_the_new_model():
+    at = opened(rnn_v=32, rnn_len=4, rnn_seq="7 8 9 10")
+    at.button(key="rnn_count_start").click()
+    run_until(at, lambda a: any(p.proto.text.startswith("done") for p in a.get("progress")))
+    assert any(c.value.startswith("Querying your") for c in at.caption)
+    assert metrics(at)["Predicted next number"] == "11"
+    assert any("training accuracy per epoch" in c.proto.spec for c in at.get("plotly_chart"))
+    at.text_input(key="rnn_seq").set_value("7 40")
+    run(at)
+    assert any("outside 0..31" in e for e in errors(at))  # the new model knows 32 numbers
+
+
+def test_experiments_run_in_the_background_with_progress_and_can_be_stopped():
+    at = opened(rnn_lstep=38)
+    at.button(key="rnn_lengths_start").click()
+    run(at)
+    jobs = [j for j in training.MANAGER.jobs() if j.name == "rnn_lengths"]
+    assert len(jobs) == 1 and jobs[0].snapshot().total_steps == 8  # L = 4, 42, 80, 118 for RNN and LSTM
+    assert any("step" in p.proto.text for p in at.get("progress"))
+    at.button(key="rnn_lengths_stop").click()
+    run(at)
+    assert not jobs[0].alive and jobs[0].snapshot().state == "stopped"
+
+
+def test_gradient_norms_are_measured_per_step():
+    at = opened(rnn_glen=6, rnn_gsteps=0)
+    at.button(key="rnn_grad_start").click()
+    run_until(at, lambda a: any("gradient norm" in c.proto.spec for c in a.get("plotly_chart")))
+    assert any("step 1 gets" in c.value for c in at.caption)
+
+
+def test_char_lstm_on_too_little_text_is_explained():
+    at = opened(rnn_corpus="fox")
+    at.button(key="rnn_lstm_start").click()
+    run(at)
+    assert any("too short" in e for e in errors(at)), errors(at)
+
+
+def test_char_lstm_trains_with_samples_and_is_offered_to_generation():
+    at = opened(rnn_corpus="lee-news", rnn_lh=64, rnn_lsteps=20, rnn_levery=10)
+    at.button(key="rnn_lstm_start").click()
+    run_until(at, lambda a: bool(a.success), timeout=120)
+    name = "char-LSTM · lee-news (RNN lab, 64)"
+    assert name in at.success[0].value
+    lm = at.session_state["_mllm_models"][name]
+    assert lm.decode(lm.encode("the news")) == "the news"
+    assert at.code and any("Sample at step 20" in m.value for m in at.markdown)
