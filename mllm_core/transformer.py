@@ -1,0 +1,489 @@
+"""A tiny GPT: causal multi-head self-attention written out, trained live on char or BPE tokens.
+
+The transformer rung of the model ladder. Where `rnn.py` squeezes the whole past into one hidden
+state updated token by token, every position here looks back at every earlier position at once
+through attention, softmax(QKᵀ/√d_k)·V with a causal mask so that no token sees its future.
+The model follows nanoGPT's layout (token + position embedding, pre-LayerNorm blocks of attention
+and MLP with residuals, a tied output head) and shares the family interface
+`forward(idx, targets=None) -> (logits, loss)`, so `mllm_core.lm.TorchTextLM` can sample it.
+
+`attention_maps(idx)` returns the softmax weights of every layer and head for a sentence, and
+`gpt_target(text, config)` is a `TrainingJob` loop that keeps those maps for a fixed probe
+sentence at every checkpoint, so a page can replay how the attention pattern formed.
+For one head on one sentence with every intermediate kept, see `attention.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from mllm_core.lm import TorchTextLM
+
+POS_ENCODINGS = ("learned", "sinusoidal")
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int = 256  # number of token ids; `gpt_target` sets it from the tokenizer
+    block_size: int = 64  # longest context the model sees (positions 0 .. block_size-1)
+    n_layer: int = 2  # transformer blocks; 2 is enough to learn character patterns in a minute
+    n_head: int = 4  # attention heads per block, each of size n_embd // n_head
+    n_embd: int = 64  # width of the residual stream
+    dropout: float = 0.0  # off by default: a model this small trained this briefly does not overfit
+    pos_encoding: str = (
+        "learned"  # "learned" (a trained table, like GPT-2) or "sinusoidal" (fixed, like the 2017 paper)
+    )
+
+    def __post_init__(self) -> None:
+        if self.pos_encoding not in POS_ENCODINGS:
+            raise ValueError(f"pos_encoding must be one of {POS_ENCODINGS}, not {self.pos_encoding!r}")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.pos_encoding == "sinusoidal" and self.n_embd % 2:
+            raise ValueError("the sinusoidal encoding needs an even n_embd (sine and cosine pairs)")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("dropout must be in [0, 1)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Positional encodings
+
+
+def sinusoidal_encoding(n_positions: int, dim: int) -> torch.Tensor:
+    """The fixed encoding of "Attention is all you need": (n_positions, dim).
+
+    PE[pos, 2i] = sin(pos / 10000^(2i/dim)) and PE[pos, 2i+1] = cos(pos / 10000^(2i/dim)).
+    Each pair of columns is a clock hand turning at its own speed, so every position gets a
+    unique pattern, every row has the same norm √(dim/2), and PE[p]·PE[p+k] depends only on k.
+
+    >>> sinusoidal_encoding(2, 4)
+    tensor([[0.0000, 1.0000, 0.0000, 1.0000],
+            [0.8415, 0.5403, 0.0100, 0.9999]])
+    """
+    if n_positions < 1 or dim < 2 or dim % 2:
+        raise ValueError("need at least one position and an even dimension >= 2")
+    pos = torch.arange(n_positions, dtype=torch.float32)[:, None]  # (P, 1)
+    freq = torch.pow(10000.0, -torch.arange(0, dim, 2, dtype=torch.float32) / dim)  # (dim/2,)
+    angles = pos * freq  # (P, dim/2)
+    pe = torch.empty(n_positions, dim)
+    pe[:, 0::2] = torch.sin(angles)
+    pe[:, 1::2] = torch.cos(angles)
+    return pe
+
+
+def position_similarity(pe: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """(P, P) dot products of position vectors (cosine similarity when `normalize`).
+
+    >>> position_similarity(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
+    tensor([[1., 0.],
+            [0., 1.]])
+    """
+    if normalize:
+        pe = F.normalize(pe, dim=-1)
+    return pe @ pe.T
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+class CausalSelfAttention(nn.Module):
+    """n_head heads of softmax(QKᵀ/√d_k)·V side by side, then one output projection."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.n_embd = config.n_embd
+        self.dropout = config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # Q, K and V of all heads in one matmul
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        causal = torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool))
+        self.register_buffer("causal", causal.view(1, 1, config.block_size, config.block_size), persistent=False)
+
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False, causal: bool = True, fast: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, T, C) -> (y (B, T, C), weights (B, nh, T, T) or None).
+
+        `fast` uses torch's fused `scaled_dot_product_attention` (same numbers, less memory) when
+        the weights are not needed; `causal=False` lifts the mask, to show what it prevents.
+        """
+        B, T, C = x.size()
+        hs = C // self.n_head
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        weights = None
+        if fast and causal and not need_weights:
+            p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, nh, T, hs)
+        else:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, T): how well query t matches key s
+            if causal:  # position t may only look at s <= t
+                scores = scores.masked_fill(~self.causal[:, :, :T, :T], float("-inf"))
+            weights = F.softmax(scores, dim=-1)  # (B, nh, T, T), each row sums to 1
+            y = self.attn_dropout(weights) @ v  # (B, nh, T, hs): weighted sum of the values
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
+        return self.resid_dropout(self.c_proj(y)), weights
+
+
+class MLP(nn.Module):
+    """Per-position feed-forward: widen 4x, GELU, project back."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm block: x + attention(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, **attn_kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, weights = self.attn(self.ln_1(x), **attn_kwargs)
+        x = x + a  # (B, T, C): attention adds what the other positions say
+        x = x + self.mlp(self.ln_2(x))  # (B, T, C): then each position thinks on its own
+        return x, weights
+
+
+class GPT(nn.Module):
+    """>>> model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    >>> logits, loss = model(torch.zeros(3, 5, dtype=torch.long), targets=torch.zeros(3, 5, dtype=torch.long))
+    >>> tuple(logits.shape), loss.shape, tuple(model.attention_maps(torch.zeros(3, 5, dtype=torch.long)).shape)
+    ((3, 5, 10), torch.Size([]), (1, 3, 2, 5, 5))
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.fast = True  # fused attention in forward(); attention_maps() always takes the explicit path
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)  # token embedding
+        if config.pos_encoding == "learned":
+            self.wpe = nn.Embedding(config.block_size, config.n_embd)  # one trained vector per position
+        else:
+            self.register_buffer("pe", sinusoidal_encoding(config.block_size, config.n_embd), persistent=False)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying: reading and writing a token share one vector
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # residual projections start small, as in GPT-2
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        """Trainable parameters (the tied output head counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
+        if idx.size(1) > self.config.block_size:
+            raise ValueError(
+                f"the sequence has {idx.size(1)} tokens but the model sees at most {self.config.block_size}"
+            )
+        T = idx.size(1)
+        pos = self.wpe.weight[:T] if self.config.pos_encoding == "learned" else self.pe[:T]  # (T, C)
+        return self.drop(self.wte(idx) + pos)  # (B, T, C)
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (B, T) token ids -> logits (B, T, V) of the next token at every position, and the
+        mean cross-entropy against `targets` (B, T) when given (else None)."""
+        x = self._embed(idx)  # (B, T, C)
+        for block in self.blocks:
+            x, _ = block(x, fast=self.fast)
+        logits = self.lm_head(self.ln_f(x))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss
+
+    @torch.no_grad()
+    def attention_maps(self, idx: torch.Tensor, causal: bool = True) -> torch.Tensor:
+        """The softmax weights of every head: (n_layer, B, n_head, T, T), row t = where token t looks.
+
+        Computed on the model's device, returned on the CPU (they are for looking at). With
+        `causal=False` the mask is lifted in every layer: what the trained model would do if it
+        were allowed to read the future (it never was, so expect odd patterns).
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            x = self._embed(idx.to(self.wte.weight.device))  # (B, T, C)
+            maps = []
+            for block in self.blocks:
+                x, weights = block(x, need_weights=True, causal=causal)
+                maps.append(weights)  # (B, nh, T, T)
+        finally:
+            self.train(was_training)
+        return torch.stack(maps).cpu()  # (n_layer, B, nh, T, T)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass(frozen=True)
+class GPTTrainConfig:
+    tokenizer: str = "char"  # "char" (one token per character) or "bpe" (learned subwords)
+    bpe_vocab_size: int = 512  # merges + 256 bytes when tokenizer == "bpe"
+    batch_size: int = 32  # sequences per step
+    lr: float = 3e-3  # AdamW learning rate; small models like it high
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    grad_clip: float = 1.0  # clip the gradient norm (0 = off)
+    steps: int = 1000  # ~1 minute for the default GPTConfig on 1-2 CPU threads
+    eval_every: int = 50  # steps between validation loss, attention checkpoint and model snapshot
+    eval_batches: int = 2  # fixed validation batches per evaluation: the same ones every time, so cheap and comparable
+    val_fraction: float = 0.1  # share of the corpus lines held out for val_loss
+    max_chars: int | None = 1_000_000  # use at most this many characters (None = all); 1M is plenty for 1000 steps
+    bpe_train_chars: int = 200_000  # the BPE merges are learned on this many characters
+    probe: str = "the cat sat on the mat because it was tired"  # sentence whose attention is kept at checkpoints
+    seed: int = 0  # model init and batch order
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in ("char", "bpe"):
+            raise ValueError(f"tokenizer must be 'char' or 'bpe', not {self.tokenizer!r}")
+        for name in ("batch_size", "steps", "eval_every", "eval_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not self.lr > 0:
+            raise ValueError("lr must be > 0")
+
+
+@dataclass(frozen=True)
+class AttentionCheckpoint:
+    """The probe sentence's attention at one step of training."""
+
+    step: int
+    loss: float  # training loss at that step
+    val_loss: float | None
+    maps: torch.Tensor  # (n_layer, n_head, T, T) for the probe sentence
+
+
+def build_tokenizer(text: str, train: GPTTrainConfig):
+    """A char or BPE tokenizer trained on `text` (BPE on its first `bpe_train_chars` characters)."""
+    if train.tokenizer == "char":
+        from mllm_core.tokenizers import CharTokenizer
+
+        return CharTokenizer().train(text)
+    from mllm_core.tokenizers import BPETokenizer
+
+    return BPETokenizer().train(text[: train.bpe_train_chars], vocab_size=train.bpe_vocab_size)
+
+
+def encode_corpus(text: str, tokenizer, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split `text` by lines into train / validation and encode both: two 1-D int64 tensors.
+
+    With a single line (no split possible) the last `val_fraction` of the tokens is held out.
+    """
+    from mllm_core.corpora import train_val_split
+
+    train_text, val_text = train_val_split(text, val_fraction) if "\n" in text.strip() else (text, "")
+    train_ids = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
+    val_ids = torch.tensor(tokenizer.encode(val_text), dtype=torch.long) if val_text else train_ids[:0]
+    if len(val_ids) == 0:
+        cut = int(len(train_ids) * (1 - val_fraction))
+        train_ids, val_ids = train_ids[:cut], train_ids[cut:]
+    return train_ids, val_ids
+
+
+def get_batch(
+    data: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random windows of `data`: x (B, T) and y (B, T) = x shifted one token to the left.
+
+    >>> x, y = get_batch(torch.arange(10), 2, 3, torch.Generator().manual_seed(0))
+    >>> bool((y == x + 1).all()), tuple(x.shape)
+    (True, (2, 3))
+    """
+    if len(data) < block_size + 1:
+        raise ValueError(f"the text has {len(data)} tokens, fewer than block_size + 1 = {block_size + 1}")
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)  # (B,)
+    offsets = starts[:, None] + torch.arange(block_size + 1)  # (B, T+1)
+    window = data[offsets]  # (B, T+1)
+    return window[:, :-1], window[:, 1:]
+
+
+def probe_ids(tokenizer, text: str, block_size: int) -> list[int]:
+    """Encode a sentence for `attention_maps`, or raise a ValueError a page can show as it is.
+
+    >>> from mllm_core.tokenizers import CharTokenizer
+    >>> probe_ids(CharTokenizer().train("abc "), "cab", 8)
+    [4, 2, 3]
+    >>> probe_ids(CharTokenizer().train("abc "), "cabé", 8)
+    Traceback (most recent call last):
+    ValueError: not in the model's vocabulary (never seen in training): 'é'
+    """
+    if not text:
+        raise ValueError("type a sentence first")
+    unknown = sorted({c for c in text if tokenizer.decode(tokenizer.encode(c)) != c})
+    if unknown:
+        listed = ", ".join(repr(c) for c in unknown[:10])
+        raise ValueError(f"not in the model's vocabulary (never seen in training): {listed}")
+    ids = tokenizer.encode(text)
+    if len(ids) > block_size:
+        raise ValueError(
+            f"the sentence is {len(ids)} tokens long but the model sees at most {block_size} (its block size); shorten it"
+        )
+    return ids
+
+
+@torch.no_grad()
+def estimate_loss(model: GPT, data: torch.Tensor, batch_size: int, n_batches: int, seed: int = 1234) -> float:
+    """Mean loss over `n_batches` fixed (seeded) batches, in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    losses = []
+    for _ in range(n_batches):
+        x, y = get_batch(data, batch_size, model.config.block_size, gen)
+        losses.append(model(x.to(device), y.to(device))[1].item())
+    model.train(was_training)
+    return sum(losses) / len(losses)
+
+
+def train_gpt(
+    text: str,
+    config: GPTConfig | None = None,
+    train: GPTTrainConfig | None = None,
+    ctx: Any = None,
+    callback: Callable[[int, float], None] | None = None,
+    name: str | None = None,
+) -> TorchTextLM:
+    """Train a GPT on `text` and return it as a `TorchTextLM`; usable with or without a job.
+
+    With a `TrainingJob` context, every step calls `ctx.check()` and reports `loss`; every
+    `eval_every` steps it reports `val_loss` and publishes `checkpoints` (a list of
+    `AttentionCheckpoint` for `train.probe`), `model` (a snapshot `TorchTextLM`, a copy made at the
+    checkpoint so readers never race the optimizer), `probe_tokens` and `num_params`.
+    `callback(step, loss)` is called every step for plain use. `config.vocab_size` is replaced by
+    the tokenizer's.
+    """
+    config = config or GPTConfig()
+    train = train or GPTTrainConfig()
+    if train.max_chars is not None:
+        text = text[: train.max_chars]
+    if not text.strip():
+        raise ValueError("the corpus is empty")
+    device = ctx.device if ctx is not None else "cpu"
+    torch.manual_seed(train.seed)
+    tokenizer = build_tokenizer(text, train)
+    config = replace(config, vocab_size=tokenizer.vocab_size)
+    train_ids, val_ids = encode_corpus(text, tokenizer, train.val_fraction)
+    if len(val_ids) < config.block_size + 1:
+        val_ids = train_ids  # a tiny corpus: evaluate on the training text rather than fail
+    get_batch(train_ids, 1, config.block_size, torch.Generator())  # raises a clear error on a short text
+    probe = tokenizer.encode(train.probe)[: config.block_size] or [0]
+    probe_idx = torch.tensor([probe], dtype=torch.long, device=device)  # (1, T)
+    label = name or f"GPT ({train.tokenizer}, {config.n_layer}x{config.n_head}x{config.n_embd})"
+
+    model = GPT(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    gen = torch.Generator().manual_seed(train.seed)
+    checkpoints: list[AttentionCheckpoint] = []
+
+    def checkpoint(step: int, loss: float) -> None:
+        val = estimate_loss(model, val_ids, train.batch_size, train.eval_batches)
+        maps = model.attention_maps(probe_idx)[:, 0]  # (n_layer, nh, T, T)
+        checkpoints.append(AttentionCheckpoint(step, loss, val, maps))
+        if ctx is not None:
+            ctx.report(step=step, val_loss=val)
+            snapshot = TorchTextLM(label, copy.deepcopy(model).eval(), tokenizer, block_size=config.block_size)
+            ctx.publish(checkpoints=list(checkpoints), model=snapshot)
+
+    if ctx is not None:
+        ctx.set_total(train.steps)
+        ctx.publish(num_params=model.num_params(), probe_tokens=[tokenizer.decode([i]) for i in probe], config=config)
+    loss = estimate_loss(model, train_ids, train.batch_size, 1)
+    checkpoint(0, loss)
+    model.train()
+    for step in range(1, train.steps + 1):
+        if ctx is not None:
+            ctx.check()
+        x, y = get_batch(train_ids, train.batch_size, config.block_size, gen)
+        _, loss_t = model(x.to(device), y.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss_t.backward()
+        if train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+        optimizer.step()
+        loss = loss_t.item()
+        if ctx is not None:
+            ctx.report(step=step, loss=loss)
+        if callback is not None:
+            callback(step, loss)
+        if step % train.eval_every == 0 or step == train.steps:
+            checkpoint(step, loss)
+    model.eval()
+    return TorchTextLM(label, model, tokenizer, block_size=config.block_size)
+
+
+def gpt_target(
+    text: str,
+    config: GPTConfig | GPTTrainConfig | None = None,
+    train: GPTTrainConfig | None = None,
+    name: str | None = None,
+):
+    """A `TrainingJob` target that trains a GPT on `text`: `TrainingJob(gpt_target(text, GPTConfig()))`.
+
+    `config` is the model's `GPTConfig` (a `GPTTrainConfig` there is taken as `train`, so
+    `gpt_target(text, GPTTrainConfig(steps=100))` works too). The job's result is a `TorchTextLM`.
+    """
+    if isinstance(config, GPTTrainConfig):
+        config, train = None, config
+
+    def target(ctx) -> TorchTextLM:
+        return train_gpt(text, config, train, ctx=ctx, name=name)
+
+    return target
+
+
+__all__ = [
+    "GPT",
+    "AttentionCheckpoint",
+    "GPTConfig",
+    "GPTTrainConfig",
+    "estimate_loss",
+    "get_batch",
+    "gpt_target",
+    "position_similarity",
+    "probe_ids",
+    "sinusoidal_encoding",
+    "train_gpt",
+]
