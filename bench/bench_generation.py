@@ -17,7 +17,7 @@ import time
 import torch
 
 from bench.registry import Result, benchmark, best_of
-from mllm_core import corpora, metrics
+from mllm_core import corpora, metrics, training
 from mllm_core.lm import TorchTextLM
 from mllm_core.sampling import make_generator, sample_next
 from mllm_core.tokenizers import CharTokenizer
@@ -37,7 +37,8 @@ def _nanogpt_step(logits: torch.Tensor, temperature: float, top_k: int, generato
 
 @benchmark("generation_sample_next")
 def sample_next_cost(quick: bool) -> Result:
-    draws = 200 if quick else 2000
+    training.configure_torch_threads()  # as the app does (MLLM_TORCH_THREADS overrides)
+    draws = 100 if quick else 500
     logits = torch.randn(GPT2_VOCAB, generator=torch.Generator().manual_seed(0)) * 3  # (V,)
 
     def ours() -> None:
@@ -68,12 +69,13 @@ def sample_next_cost(quick: bool) -> Result:
 
 @benchmark("generation_scoring")
 def scoring_speed(quick: bool) -> Result:
+    training.configure_torch_threads()
     torch.manual_seed(0)
     text = corpora.train_val_split(corpora.load("wikipedia-sample").text)[1]
     tok = CharTokenizer().train(text)
     config = GPTConfig(vocab_size=tok.vocab_size)
     model = TorchTextLM("gpt", GPT(config).eval(), tok, block_size=config.block_size)
-    n_batched, n_stepwise = (2_000, 300) if quick else (30_000, 2_000)
+    n_batched, n_stepwise = (2_000, 200) if quick else (30_000, 600)
 
     class Stepwise:  # the same model, seen only through next_logits
         name, block_size, vocab_size = "gpt", config.block_size, tok.vocab_size

@@ -93,7 +93,7 @@ class TorchTextLM(_TokenizerText):
     def next_logits(self, ids: list[int]) -> torch.Tensor:
         if not ids:
             if self.bos_id is None:
-                raise ValueError("this model needs a non-empty prompt")
+                raise ValueError(f"{self.name} needs a non-empty prompt: type a few characters for it to continue")
             ids = [self.bos_id]
         if self.block_size is not None:
             ids = ids[-self.block_size :]
