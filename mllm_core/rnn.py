@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -329,22 +330,33 @@ def parse_sequence(text: str) -> list[int]:
     parts = text.replace(",", " ").split()
     if not parts:
         raise ValueError("type at least one number, e.g. 7 8 9 10")
-    bad = [p for p in parts if not p.lstrip("-").isdigit()]
+    bad = [p for p in parts if not re.fullmatch(r"-?[0-9]+", p)]
     if bad:
         raise ValueError(f"only whole numbers please, not {bad[0]!r}")
     return [int(p) for p in parts]
 
 
+def _whole_number(v) -> int:
+    """7, 7.0, torch.tensor(7) -> 7; True, 7.5, "7" and None are errors."""
+    if isinstance(v, bool | str) or v is None:
+        raise ValueError(f"only whole numbers please, not {v!r}")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"only whole numbers please, not {v!r}") from None
+    if not f.is_integer():
+        raise ValueError(f"only whole numbers please, not {v!r}")
+    return int(f)
+
+
 def _check_sequence(model: SequenceModel, sequence: Sequence[int]) -> torch.Tensor:
-    seq = list(sequence)
+    seq = [_whole_number(v) for v in sequence]
     if not seq:
         raise ValueError("the sequence needs at least one number")
     for v in seq:
-        if isinstance(v, bool) or not isinstance(v, int | torch.Tensor) and not float(v).is_integer():
-            raise ValueError(f"only whole numbers please, not {v!r}")
-        if not 0 <= int(v) < model.vocab_size:
-            raise ValueError(f"{int(v)} is outside 0..{model.vocab_size - 1}, the numbers this model knows")
-    return torch.tensor([int(v) for v in seq], dtype=torch.long)  # (T,)
+        if not 0 <= v < model.vocab_size:
+            raise ValueError(f"{v} is outside 0..{model.vocab_size - 1}, the numbers this model knows")
+    return torch.tensor(seq, dtype=torch.long)  # (T,)
 
 
 @torch.no_grad()

@@ -107,7 +107,7 @@ def test_sequences_shorter_and_longer_than_the_training_length(counter):
 
 
 def test_bad_sequences_raise_value_errors(counter):
-    for bad in ([], [1, 128], [-1], [1.5], ["a"], [True]):
+    for bad in ([], [1, 128], [-1], [1.5], ["a"], [True], [None], [float("nan")]):
         with pytest.raises(ValueError):
             rnn.predict_next(counter, bad)
     assert rnn.predict_next(counter, [7.0, 8.0]) == 9  # whole numbers given as floats are fine
@@ -119,6 +119,8 @@ def test_parse_sequence_reads_typed_numbers_and_rejects_text():
         rnn.parse_sequence("7 eight 9")
     with pytest.raises(ValueError, match="at least one"):
         rnn.parse_sequence("  ")
+    with pytest.raises(ValueError, match="whole numbers"):
+        rnn.parse_sequence("7 ²")  # a digit to str.isdigit, not to int()
 
 
 def test_distribution_and_hidden_states_have_the_right_shapes(counter):
