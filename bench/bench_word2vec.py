@@ -1,0 +1,110 @@
+"""word2vec against gensim's C implementation, on the same tokens, settings and one thread each.
+
+- `word2vec_speed`: training words per second (corpus words before subsampling, as gensim
+  counts them; vocabulary building excluded on both sides), best of a few interleaved runs.
+- `word2vec_quality`: WordSim-353 Spearman ρ after the same wall-clock budget (60 s; 2 s with
+  --quick). Ours runs `fit(max_seconds=budget)`; gensim runs as many whole epochs as its
+  measured speed fits in the budget (its learning rate then decays over exactly those epochs).
+  Both sets of vectors are scored by the same function, `wordsim.score`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from bench.registry import Result, benchmark
+
+SETTINGS = {"dim": 100, "window": 5, "negatives": 5, "min_count": 5, "subsample": 1e-3}
+
+
+@functools.cache
+def _sentences() -> list[list[str]]:
+    from mllm_core import corpora, word2vec
+
+    docs = word2vec.tokenize(corpora.load("wikipedia-sample").text)
+    # gensim truncates sentences at 10,000 tokens; give both sides the same chunks
+    return [doc[i : i + 10_000] for doc in docs for i in range(0, len(doc), 10_000)]
+
+
+def _gensim(epochs: int):
+    """A trained gensim model and its (raw words, seconds) for `epochs` epochs."""
+    from gensim.models import Word2Vec as GensimWord2Vec
+
+    sents = _sentences()
+    model = GensimWord2Vec(
+        vector_size=SETTINGS["dim"],
+        window=SETTINGS["window"],
+        negative=SETTINGS["negatives"],
+        min_count=SETTINGS["min_count"],
+        sample=SETTINGS["subsample"],
+        sg=0,
+        workers=1,
+        seed=0,
+    )
+    model.build_vocab(sents)
+    t0 = time.perf_counter()
+    _, raw_words = model.train(sents, total_examples=len(sents), epochs=epochs)
+    return model, raw_words, time.perf_counter() - t0
+
+
+def _ours(epochs: int | None = None, max_seconds: float | None = None):
+    import torch
+
+    from mllm_core import word2vec
+
+    torch.set_num_threads(1)
+    config = word2vec.Word2VecConfig(**SETTINGS)
+    model = word2vec.Word2Vec(config).fit(_sentences(), epochs=epochs, max_seconds=max_seconds)
+    end = model.history[-1]
+    return model, end.words, end.elapsed
+
+
+def _gensim_version() -> str:
+    import gensim
+
+    return f"gensim {gensim.__version__} Word2Vec (C, workers=1)"
+
+
+@benchmark("word2vec_speed")
+def speed(quick: bool) -> Result:
+    epochs, rounds = (1, 1) if quick else (5, 3)
+    ours = theirs = 0.0
+    for _ in range(rounds):  # interleaved, so both sides see the same machine load
+        _, words, seconds = _gensim(epochs)
+        theirs = max(theirs, words / seconds)
+        _, words, seconds = _ours(epochs=epochs)
+        ours = max(ours, words / seconds)
+    return Result(
+        ours,
+        "words/s",
+        peer=_gensim_version(),
+        peer_value=theirs,
+        goal=">= 0.5x peer",
+        notes=f"CBOW, negative sampling, {SETTINGS}, {epochs} epoch(s) of wikipedia-sample, 1 torch thread, "
+        f"best of {rounds}",
+    )
+
+
+@benchmark("word2vec_quality")
+def quality(quick: bool) -> Result:
+    from mllm_core import wordsim
+
+    budget = 2.0 if quick else 60.0
+    _, words, seconds = _gensim(1)
+    per_epoch = seconds * words / len([w for s in _sentences() for w in s])  # seconds per epoch
+    epochs = max(1, int(budget / per_epoch))
+    theirs, _, their_seconds = _gensim(epochs)
+    ours, _, our_seconds = _ours(max_seconds=budget)
+    their_rho = wordsim.score(theirs.wv.vectors, theirs.wv.key_to_index)[0]
+    their_simlex = wordsim.score(theirs.wv.vectors, theirs.wv.key_to_index, "simlex999")[0]
+    return Result(
+        ours.evaluate("wordsim353"),
+        "WordSim-353 ρ",
+        peer=_gensim_version(),
+        peer_value=their_rho,
+        goal=">= peer",
+        notes=f"{budget:.0f} s budget: ours {ours.history[-1].epoch} epochs in {our_seconds:.1f} s, "
+        f"gensim {epochs} epochs in {their_seconds:.1f} s; SimLex-999 ours {ours.evaluate('simlex999'):.3f} "
+        f"vs gensim {their_simlex:.3f}",
+    )

@@ -1,0 +1,127 @@
+"""The Embeddings page: shows the shared default model live, answers queries, explains bad input, trains on demand."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mllm_core import training
+
+PAGE = "../pages/embeddings.py"
+NUMBER_WORDS = {"one", "two", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "twenty", "several"}
+
+
+def run(at: AppTest) -> AppTest:
+    """Rerun the page; it must never show a traceback."""
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def opened(**query) -> AppTest:
+    """A fresh session opening the page from a link with these query parameters."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = str(value)
+    return run(at)
+
+
+def wait_for(job: training.TrainingJob, finished: bool = False, timeout: float = 90) -> None:
+    """Until the job has published a model (or has finished)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = job.snapshot()
+        if snap.finished or (not finished and "model" in snap.artifacts):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"job {job.name} did not get there in {timeout} s: {job.snapshot().state}")
+
+
+def default_job() -> training.TrainingJob:
+    (job,) = [job for key, job in training.MANAGER._shared.items() if key[0] == "word2vec"]
+    return job
+
+
+@pytest.fixture(scope="module", autouse=True)
+def short_default_training():
+    """The shared default model trains 3 epochs here instead of 30 s: quicker, and the same on a busy machine."""
+    import ui.embeddings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ui.embeddings, "DEFAULT_BUDGET", {"epochs": 3})
+        yield
+
+
+@pytest.fixture(scope="module")
+def trained_page() -> AppTest:
+    """The page after the shared default model has trained to the end."""
+    at = opened(emb_q="three")
+    wait_for(default_job(), finished=True)
+    return run(at)
+
+
+def test_first_visit_starts_the_shared_default_model_and_shows_it_live():
+    at = opened()
+    assert any("default model" in c.value for c in at.caption)
+    job = default_job()
+    wait_for(job)
+    run(at)
+    assert {m.label for m in at.metric} >= {"WordSim-353 ρ", "SimLex-999 ρ", "Words / second"}
+    assert len(at.dataframe) == 2  # neighbours and analogy, queryable while it trains
+    second = opened()  # another session gets the same job, not a second training
+    assert default_job() is job and not second.exception
+
+
+def test_trained_default_model_finds_numbers_and_offers_downloads(trained_page):
+    at = trained_page
+    neighbours = at.dataframe[0].value
+    numbers = [w for w in neighbours["word"] if w.isdigit() or w in NUMBER_WORDS]
+    assert len(numbers) >= 2 and "three" not in set(neighbours["word"]) and len(neighbours) == 10
+    assert neighbours["cosine"].is_monotonic_decreasing
+    assert len(at.get("plotly_chart")) == 3  # loss, ρ, PCA map
+    assert {b.label for b in at.get("download_button")} == {"vectors.tsv", "metadata.tsv"}
+    rho = next(m for m in at.metric if m.label == "WordSim-353 ρ")
+    assert -1 <= float(rho.value) <= 1
+
+
+def test_unknown_word_suggests_close_spellings(trained_page):
+    at = trained_page
+    at.text_input(key="emb_q").set_value("thre")
+    run(at)
+    assert any("not in the vocabulary" in w.value and "three" in w.value for w in at.warning)
+    at.text_input(key="emb_q").set_value("three")
+    run(at)
+
+
+def test_centre_vectors_and_3d_tsne_map(trained_page):
+    at = trained_page
+    at.radio(key="emb_which").set_value("centre (output) vectors")
+    at.radio(key="emb_proj").set_value("t-SNE")
+    at.radio(key="emb_axes").set_value("3-D")
+    at.slider(key="emb_nplot").set_value(100)
+    run(at)
+    fig = at.get("plotly_chart")[-1].proto.spec
+    assert "scatter3d" in fig and re.search(r"t-SNE of \d+ words \(center vectors\)", fig)
+
+
+def test_too_small_corpus_is_explained_before_training():
+    at = opened(emb_corpus="fox")
+    at.button(key="emb_train_start").click()
+    run(at)
+    assert any("too small" in e.value for e in at.error)
+    assert all(j.name != "emb_train" for j in training.MANAGER.jobs())
+
+
+def test_train_button_trains_this_sessions_own_model():
+    at = opened(emb_corpus="lee-news", emb_secs=5, emb_dim=25, emb_mode="skip-gram")
+    at.button(key="emb_train_start").click()
+    run(at)
+    jobs = [j for j in training.MANAGER.jobs() if j.name == "emb_train"]
+    assert len(jobs) == 1
+    wait_for(jobs[0], finished=True, timeout=60)
+    run(at)
+    assert not any("default model" in c.value for c in at.caption)
+    assert jobs[0].result.config.mode == "skipgram" and jobs[0].result.config.dim == 25

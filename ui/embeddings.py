@@ -1,0 +1,128 @@
+"""Drawing helpers of the Embeddings lab: the shared default model, tables, PCA / t-SNE scatter plots.
+
+Everything `pages/embeddings.py` shows that is more than a widget lives here. The default
+model (default settings on the default corpus) is trained once per server in a shared job,
+so a class opening the page at once trains one model, not thirty.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from mllm_core import corpora, training
+from mllm_core.word2vec import UnknownWordError, Word2Vec, Word2VecConfig, training_target
+
+DEFAULT_BUDGET = {"max_seconds": 30.0}  # fit() budget of the shared default model (tests use a few epochs)
+HIGHLIGHT, QUERY, FOUND, OTHER = "#f97316", "#dc2626", "#16a34a", "#94a3b8"
+
+
+def shared_default_job(config: Word2VecConfig) -> training.TrainingJob:
+    """The once-per-server job training `config` on the default corpus for `DEFAULT_BUDGET`."""
+    budget = dict(DEFAULT_BUDGET)
+    key = ("word2vec", config, corpora.DEFAULT, tuple(sorted(budget.items())))
+    text = corpora.load(corpora.DEFAULT).text
+    return training.shared_job(key, lambda: training_target(config, text, **budget), name="emb_default")
+
+
+def budget_text() -> str:
+    if "max_seconds" in DEFAULT_BUDGET:
+        return f"{DEFAULT_BUDGET['max_seconds']:.0f} s"
+    return f"{DEFAULT_BUDGET['epochs']} epochs"
+
+
+def model_of(job: training.TrainingJob | None, snap: training.JobSnapshot | None) -> Word2Vec | None:
+    """The job's trained model, else its latest published snapshot (queryable while it trains)."""
+    if job is not None and isinstance(job.result, Word2Vec):
+        return job.result
+    return snap.artifacts.get("model") if snap is not None else None
+
+
+def progress_metrics(snap: training.JobSnapshot) -> None:
+    p = snap.artifacts.get("progress")
+    if p is None:
+        st.caption("Building the vocabulary and the first batches…")
+        return
+    cols = st.columns(4)
+    cols[0].metric("WordSim-353 ρ", _fmt(p.wordsim), help="Spearman ρ of cosines vs human relatedness scores")
+    cols[1].metric("SimLex-999 ρ", _fmt(p.simlex), help="Spearman ρ vs human similarity scores (harder)")
+    cols[2].metric("Words / second", f"{p.words_per_second:,.0f}")
+    cols[3].metric("Epochs", f"{p.epoch} (+{p.fraction:.0%} of the schedule)" if p.fraction < 1 else f"{p.epoch}")
+
+
+def _fmt(x: float) -> str:
+    return "–" if math.isnan(x) else f"{x:.3f}"
+
+
+def unknown_word(err: UnknownWordError) -> None:
+    st.warning(str(err), icon=":material/search_off:")
+
+
+def neighbours_frame(pairs: list[tuple[str, float]]) -> pd.DataFrame:
+    return pd.DataFrame({"word": [w for w, _ in pairs], "cosine": [round(c, 3) for _, c in pairs]})
+
+
+def project(vectors: np.ndarray, dims: int, method: str, progress=None) -> np.ndarray:
+    """(N, D) vectors -> (N, dims) coordinates with PCA, or t-SNE on the first 50 PCA components.
+
+    Cosine neighbours are always computed in the original space; this is only for the eye.
+    """
+    from sklearn.decomposition import PCA
+
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    if method == "PCA":
+        return PCA(n_components=dims, random_state=0).fit_transform(unit)
+    from sklearn.manifold import TSNE
+
+    if progress:
+        progress(0.1, "PCA to 50 dimensions first…")
+    reduced = PCA(n_components=min(50, *unit.shape), random_state=0).fit_transform(unit)
+    if progress:
+        progress(0.3, f"t-SNE on {len(unit)} words (a few seconds)…")
+    perplexity = min(30.0, max(2.0, (len(unit) - 1) / 3))
+    coords = TSNE(n_components=dims, perplexity=perplexity, init="pca", random_state=0).fit_transform(reduced)
+    if progress:
+        progress(1.0, "t-SNE done")
+    return coords
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def tsne_cached(key: tuple, _vectors: np.ndarray, dims: int) -> np.ndarray:
+    bar = st.progress(0.0, text="t-SNE…")
+    coords = project(_vectors, dims, "t-SNE", lambda f, text: bar.progress(f, text=text))
+    bar.empty()
+    return coords
+
+
+def scatter(words: list[str], coords: np.ndarray, colors: dict[str, str], title: str) -> go.Figure:
+    """A 2-D or 3-D scatter of `words` at `coords`; words in `colors` are labelled and coloured."""
+    color = [colors.get(w, OTHER) for w in words]
+    size = [11 if w in colors else 5 for w in words]
+    text = [w if w in colors else "" for w in words]
+    common = dict(mode="markers+text", text=text, hovertext=words, hoverinfo="text", textposition="top center")
+    marker = dict(color=color, size=size, opacity=0.85)
+    if coords.shape[1] == 3:
+        trace = go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2], marker=marker, **common)
+    else:
+        trace = go.Scatter(x=coords[:, 0], y=coords[:, 1], marker=marker, **common)
+    fig = go.Figure(trace)
+    fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    return fig
+
+
+def plot_words(model: Word2Vec, n: int, query: str, neighbours: list[str], find: str) -> tuple[list[str], dict]:
+    """The `n` most frequent words plus the query and its neighbours, and their highlight colours."""
+    words = list(dict.fromkeys(model.vocab[:n] + [w for w in [query, *neighbours] if w in model]))
+    colors = {w: HIGHLIGHT for w in neighbours}
+    if query in model:
+        colors[query] = QUERY
+    for w in find.split():
+        if w.lower() in model:
+            colors[w.lower()] = FOUND
+            if w.lower() not in words:
+                words.append(w.lower())
+    return words, colors
