@@ -2,6 +2,7 @@
 the leaderboard. Session models are injected so no test waits for training; the shared defaults are toy-sized
 (MLLM_ZOO_TINY=1) and the conftest stops them after each test."""
 
+import math
 import time
 from pathlib import Path
 
@@ -154,3 +155,25 @@ def test_the_leaderboard_ranks_every_default_by_bits_per_character(app):
     assert any("font-family:monospace" in m.value for m in app.markdown)
     app.button(key="gen_score").click().run()  # and this session's models join on the same text
     assert any("toy (yours)**: 2.322 bits per character" in m.value for m in app.markdown)
+
+
+def test_token_spans_escape_html_and_show_their_probability():
+    from ui.generation import StepView, tokens_html
+
+    html = tokens_html("<i>", [StepView("<b>", 0.25, ()), StepView(" ", 1.0, ())], selected=2)
+    assert "&lt;i&gt;" in html and "&lt;b&gt;" in html and "<b>" not in html
+    assert 'title="step 1: p = 0.250"' in html and html.count("outline:2px") == 1
+
+
+def test_the_leaderboard_table_leaves_unscored_models_blank():
+    from mllm_core.metrics import Evaluation
+    from ui.generation import leaderboard_chart, leaderboard_frame
+
+    rows = [
+        zoo.LeaderboardRow("5-gram", "n-gram", training.DONE, Evaluation("5-gram", 200.0, 100, 100)),
+        zoo.LeaderboardRow("transformer", "transformer", training.RUNNING, None),
+    ]
+    table = leaderboard_frame(rows)
+    assert table.loc[0, "bits per char"] == 2.0 and table.loc[0, "perplexity (per char)"] == 4.0
+    assert math.isnan(table.loc[1, "bits per char"]) and table.loc[1, "status"] == "running"
+    assert list(leaderboard_chart(rows).data[0].y) == ["5-gram"]
