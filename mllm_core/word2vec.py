@@ -142,7 +142,7 @@ def context_windows(doc: np.ndarray, reach: np.ndarray, window: int) -> np.ndarr
     draws each centre's reach uniformly in 1..window, which weights near words more).
 
     >>> context_windows(np.array([0, 0, 0, 1]), np.array([1, 2, 1, 1]), 2).astype(int).tolist()
-    [[0, 0, 0, 0], [0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 0, 0]]
+    [[0, 0, 1, 0], [0, 1, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]]
     """
     n = len(doc)
     mask = np.zeros((n, 2 * window), dtype=bool)  # (N, 2W)
