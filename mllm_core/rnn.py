@@ -383,12 +383,14 @@ def hidden_states(model: SequenceModel, sequence: Sequence[int]) -> torch.Tensor
 # ---------------------------------------------------------------------------------------------
 # Length experiment: does a longer training sequence help or hurt?
 
-# The seed's published accuracy-vs-length result (its accuracy notebook), read off its curve:
-# approximate reference points, not our measurement. L -> next-number accuracy on length-3 windows.
+# The seed's published accuracy-vs-length result (its accuracy notebook), NOT our measurement:
+# L -> next-number accuracy on all length-3 windows, approximate points. Only what the seed states
+# is here: the RNN at 0.998 for L = 4, its collapse to 0.12 at L = 96, and 0.87-0.90 beyond L = 100
+# (drawn as 0.90 falling to 0.87); the LSTM "stays at about 0.97 or better", given as that floor.
+# Nothing is known in between, so charts should draw these as points, not a line.
 SEED_LENGTH_REFERENCE: dict[str, list[tuple[int, float]]] = {
-    "rnn": [(4, 0.998), (10, 0.99), (20, 0.97), (40, 0.94), (60, 0.92), (80, 0.90), (96, 0.12), (100, 0.89),
-            (110, 0.88), (118, 0.87)],
-    "lstm": [(4, 0.998), (20, 0.99), (40, 0.98), (60, 0.98), (80, 0.97), (100, 0.97), (118, 0.97)],
+    "rnn": [(4, 0.998), (96, 0.12), (100, 0.90), (106, 0.89), (112, 0.88), (118, 0.87)],
+    "lstm": [(4, 0.97), (40, 0.97), (80, 0.97), (118, 0.97)],
 }  # fmt: skip
 
 

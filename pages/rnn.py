@@ -82,8 +82,8 @@ with tab_length:
         st.plotly_chart(ui.curves_chart(None, "The seed's result", "training length L", reference), key="rnn_ref_chart")
     live(job, length_view)
     st.caption(
-        "Dotted: the seed's published result, approximate points read off its curve (RNN ≈ 0.998 at L = 4 falling "
-        "to ≈ 0.87–0.90 beyond L = 100 with a collapse to 0.12 at L = 96; LSTM ≈ 0.97 or better). Solid: this run."
+        "Crosses: the seed's published result, approximate points (RNN ≈ 0.998 at L = 4, a collapse to 0.12 at "
+        "L = 96 and ≈ 0.87–0.90 beyond L = 100; LSTM ≈ 0.97 or better, drawn as that floor). Lines: this run."
     )
 
 with tab_memory:

@@ -75,15 +75,17 @@ def curves_chart(
     reference: dict[str, list[tuple[int, float]]] | None = None,
     chance: float | None = None,
 ) -> go.Figure:
-    """Accuracy vs length per cell, optionally with a dotted reference curve and a chance line."""
+    """Accuracy vs length per cell (lines), optionally with reference points (crosses) and a chance line."""
     fig = go.Figure()
-    lines = [(c, p, "seed's result", "lines", "dot") for c, p in (reference or {}).items()]
-    lines += [(c, p, "ours", "lines+markers", None) for c, p in (curves or {}).items()]
-    for cell, points, source, mode, dash in lines:
+    lines = [(c, p, "seed's result", "markers", "x") for c, p in (reference or {}).items()]
+    lines += [(c, p, "ours", "lines+markers", "circle") for c, p in (curves or {}).items()]
+    for cell, points, source, mode, symbol in lines:
         if points:
             xs, ys = zip(*points, strict=True)
+            color = COLORS.get(cell)
+            marker = dict(color=color, symbol=symbol, size=9 if symbol == "x" else 6)
             name = f"{NAMES.get(cell, cell)}, {source}"
-            fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode=mode, line=dict(color=COLORS.get(cell), dash=dash)))
+            fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode=mode, line=dict(color=color), marker=marker))
     if chance is not None:
         fig.add_hline(y=chance, line_dash="dash", line_color="grey", annotation_text="chance")
     fig.update_layout(title=title, xaxis_title=x_title, yaxis=dict(title="accuracy", range=[0, 1.02]), **LAYOUT)
