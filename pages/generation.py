@@ -56,9 +56,11 @@ with tab_gen:
     if clicked and model is not None:
         with common.guard("Generation"):
             views: list[gv.StepView] = []
+            redraw = gv.Throttle()
             for step in sampling.generate(model, prompt, **settings.as_kwargs()):
                 views.append(gv.step_view(step, model.decode))
-                out.markdown(gv.tokens_html(prompt, views), unsafe_allow_html=True)
+                if redraw():  # the result below draws the final text
+                    out.markdown(gv.tokens_html(prompt, views), unsafe_allow_html=True)
             st.session_state["gen_result"] = (choice, prompt, views)
             st.session_state.pop("gen_step", None)
             st.session_state.pop("gen_last_pick", None)
@@ -91,7 +93,7 @@ with tab_cmp:
     )
     st.caption("Same prompt, same settings, same seed: only the model changes.")
     if st.button("Generate side by side", key="gen_cmp_go", type="primary", disabled=not picked):
-        runs, outputs = {}, {}
+        runs, outputs, redraw = {}, {}, gv.Throttle()
         for name, col in zip(picked, st.columns(len(picked)), strict=True):
             col.markdown(f"**{name}**")
             if models[name] is None:
@@ -100,14 +102,17 @@ with tab_cmp:
             with col, common.guard(name):
                 runs[name] = (iter(sampling.generate(models[name], prompt, **settings.as_kwargs())), col.empty())
                 outputs[name] = []
+        outs = {name: out for name, (_, out) in runs.items()}
         while runs:  # one token per model per round, so the columns grow together
-            for name, (steps, out) in list(runs.items()):
+            for name, (steps, _) in list(runs.items()):
                 step = next(steps, None)
                 if step is None:
                     del runs[name]
                     continue
                 outputs[name].append(gv.step_view(step, models[name].decode, k=0))
-                out.markdown(gv.tokens_html(prompt, outputs[name]), unsafe_allow_html=True)
+            if redraw() or not runs:
+                for name, out in outs.items():
+                    out.markdown(gv.tokens_html(prompt, outputs[name]), unsafe_allow_html=True)
         st.session_state["gen_cmp_result"] = (prompt, outputs)
     elif saved := st.session_state.get("gen_cmp_result"):
         used_prompt, outputs = saved

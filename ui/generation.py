@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -41,6 +42,24 @@ def step_view(step: GenerationStep, decode, k: int = TOP_K_SHOWN) -> StepView:
         order.append(step.token_id)
     top = tuple((decode([i]), float(step.probs[i]), float(step.raw_probs[i])) for i in order)
     return StepView(step.token, float(step.probs[step.token_id]), top)
+
+
+class Throttle:
+    """Says yes at most once per `seconds`: redraw a growing text ~20 times a second, not per token.
+
+    Every redraw resends the whole text, so drawing each of 1000 tokens would send ~75 MB.
+    """
+
+    def __init__(self, seconds: float = 0.05):
+        self.seconds = seconds
+        self.last = -math.inf
+
+    def __call__(self) -> bool:
+        now = time.perf_counter()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
 
 
 def _colour(p: float) -> str:
