@@ -97,6 +97,20 @@ def test_top_p_keeps_the_minimal_nucleus(top_p, nucleus):
     assert PROBS[: nucleus - 1].sum() < top_p - 1e-6
 
 
+@pytest.mark.parametrize("vocab", [5, 100, 3000])
+@pytest.mark.parametrize("top_p", [0.1, 0.5, 0.9, 0.99])
+def test_top_p_matches_a_brute_force_nucleus_on_large_and_flat_vocabularies(vocab, top_p):
+    g = torch.Generator().manual_seed(vocab)
+    for scale in (0.1, 1.0, 5.0):  # from nearly flat (wide nucleus) to peaked
+        logits = torch.randn(vocab, generator=g) * scale
+        probs = torch.softmax(logits.double(), -1)
+        order = torch.argsort(probs, descending=True)
+        size = int((probs[order].cumsum(0) < top_p - 1e-6).sum()) + 1  # smallest prefix reaching top_p
+        expected = torch.zeros(vocab, dtype=torch.bool)
+        expected[order[:size]] = True
+        assert torch.equal(torch.isfinite(filter_logits(logits, top_p=top_p)), expected)
+
+
 def test_top_p_applies_after_temperature_and_top_k():
     # T=0.5 squares the probabilities: [0.4, 0.25, ...] -> 0.16/0.2502, 0.0625/0.2502, ... ~ [0.64, 0.25, ...]
     kept = torch.isfinite(filter_logits(LOGITS, temperature=0.5, top_p=0.6))
