@@ -1,0 +1,131 @@
+"""The Attention page: renders offline, draws attention for a sentence, explains bad input, trains a model."""
+
+import base64
+import time
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui import attention as view
+
+PAGE = "pages/attention.py"
+
+
+def wait_for_default_model(timeout: float = 60.0) -> None:
+    """The class-wide default GPT publishes its first snapshot a few seconds after it starts."""
+    job = view.default_job()
+    deadline = time.monotonic() + timeout
+    while "model" not in job.snapshot().artifacts:
+        assert job.snapshot().error is None, job.snapshot().error
+        assert time.monotonic() < deadline, "the default model never published a snapshot"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def page(root) -> AppTest:
+    at = AppTest.from_file(str(root / PAGE), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    wait_for_default_model()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_page_renders_with_defaults_and_shows_the_parameter_count(page):
+    assert not errors(page)
+    assert page.title[0].value == "Attention"
+    assert any("parameters" in c.value for c in page.caption)
+    assert page.button(key="att_start").label == "Train"
+
+
+def chart(at: AppTest, key: str) -> go.Figure:
+    """The plotly figure drawn with `key`."""
+    return next(pio.from_json(c.proto.spec) for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
+
+
+def matrix(z) -> list[list[float]]:
+    """Plotly sends numpy arrays as base64 (`{"dtype", "bdata", "shape"}`); decode them."""
+    if isinstance(z, dict):
+        z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(
+            [int(n) for n in str(z["shape"]).split(",")]
+        )
+    return np.asarray(z).tolist()
+
+
+def test_a_sentence_gets_one_heatmap_and_a_grid_of_every_head(page):
+    page.text_input(key="att_text").set_value("a cat").run()
+    z = matrix(chart(page, "att_map").data[0].z)
+    assert len(z) == len(z[0]) == 5  # one row and one column per character
+    assert all(abs(sum(row) - 1) < 1e-5 for row in z)
+    assert all(z[i][j] == 0 for i in range(5) for j in range(i + 1, 5))
+    assert len(chart(page, "att_grid").data) == 2 * 4  # default model: 2 layers x 4 heads
+    page.selectbox(key="att_layer").set_value(1).run()
+    page.selectbox(key="att_head").set_value(3).run()
+    assert chart(page, "att_map").layout.title.text == "Layer 1, head 3"
+    assert not page.exception and not errors(page)
+
+
+def test_text_longer_than_the_block_size_is_a_clear_message(page):
+    page.text_input(key="att_text").set_value("the cat sat on the mat " * 5).run()
+    assert any("at most 64" in e and "block size" in e for e in errors(page))
+    assert not page.exception
+
+
+def test_characters_outside_the_vocabulary_are_named(page):
+    page.text_input(key="att_text").set_value("the cat ☃").run()
+    assert any("vocabulary" in e and "☃" in e for e in errors(page))
+
+
+def test_lifting_the_causal_mask_warns_that_the_model_never_saw_the_future(page):
+    page.toggle(key="att_causal").set_value(False).run()
+    assert any("Mask lifted" in w.value for w in page.warning)
+    assert not errors(page)
+
+
+def table(at: AppTest, column: str):
+    """The step-by-step table that has `column` (dataframes carry no key in AppTest)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_step_by_step_rows_sum_to_one_and_the_mask_hides_the_future(page):
+    assert list(table(page, "row sum")["row sum"]) == [1.0] * 6
+    scores = table(page, "1: cat")  # the score matrix: one column per token
+    assert scores.iloc[0, 1] == float("-inf")
+    page.toggle(key="att_toy_causal").set_value(False).run()
+    assert table(page, "1: cat").iloc[0, 1] != float("-inf")
+    page.selectbox(key="att_follow").set_value(1).run()
+    assert any("out[1] =" in m.value for m in page.markdown)
+
+
+def test_positional_encoding_settings_are_applied(page):
+    page.slider(key="att_pe_n").set_value(16).run()
+    page.selectbox(key="att_pe_d").set_value(8).run()
+    assert not page.exception and not errors(page)
+
+
+def test_training_a_small_model_registers_it_for_generation(page):
+    page.selectbox(key="att_corpus").set_value("fox").run()
+    page.selectbox(key="att_block").set_value(16).run()
+    page.selectbox(key="att_embd").set_value(32).run()
+    page.slider(key="att_layers").set_value(1).run()
+    page.number_input(key="att_steps").set_value(20).run()
+    page.button(key="att_start").click().run()
+    deadline = time.monotonic() + 90
+    while not any("Generation lab" in s.value for s in page.success):
+        assert not errors(page), errors(page)
+        assert time.monotonic() < deadline, "training did not finish"
+        time.sleep(0.5)
+        page.run()
+    name = "GPT fox (char, 1L 4H 32d)"
+    assert name in page.session_state["_mllm_models"]
+    assert page.sidebar.radio(key="att_which").options == ["your model", "the class default"]
+    page.text_input(key="att_text").set_value("the lazy dog").run()  # the fox corpus knows these letters
+    assert not errors(page)

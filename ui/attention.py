@@ -1,0 +1,219 @@
+"""Drawing helpers of the Attention lab: attention heatmaps, head grids, the step-by-step tables,
+and the class-wide default GPT (trained once per process so every session has maps to look at)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from plotly.subplots import make_subplots
+
+from mllm_core import corpora, training
+from mllm_core.attention import AttentionSteps
+from mllm_core.transformer import GPT, POS_ENCODINGS, GPTConfig, GPTTrainConfig, gpt_target
+from ui import common
+
+DEFAULT_NAME = "GPT default (wikipedia-sample, char)"
+BLUES = "Blues"
+
+
+# ---------------------------------------------------------------------------------------------
+# Which model the page looks at
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """A model to inspect: the latest snapshot of a job, with its attention checkpoints."""
+
+    label: str
+    lm: Any  # TorchTextLM around a GPT
+    checkpoints: list  # AttentionCheckpoint, oldest first
+    probe_tokens: list[str]
+    finished: bool
+
+
+def default_job() -> training.TrainingJob:
+    """The class-wide default model: trained once per process on wikipedia-sample (char tokens)."""
+    key = ("attention-default", GPTConfig(), GPTTrainConfig())
+    return training.shared_job(
+        key,
+        lambda: gpt_target(corpora.load(corpora.DEFAULT).text, GPTConfig(), GPTTrainConfig(), name=DEFAULT_NAME),
+        name="attention-default",
+    )
+
+
+def model_view(job: training.TrainingJob | None, label: str) -> ModelView | None:
+    """The job's latest published model (None until its first checkpoint)."""
+    if job is None:
+        return None
+    snap = job.snapshot()
+    lm = snap.artifacts.get("model")
+    if lm is None:
+        return None
+    return ModelView(
+        label, lm, snap.artifacts.get("checkpoints", []), snap.artifacts.get("probe_tokens", []), snap.finished
+    )
+
+
+def show_token(token: str) -> str:
+    """Make whitespace visible in axis labels: ' ' -> '␣', newline -> '⏎'."""
+    return token.replace(" ", "␣").replace("\n", "⏎") or "∅"
+
+
+# ---------------------------------------------------------------------------------------------
+# Heatmaps
+
+
+def _axis(tokens: list[str]) -> dict:
+    # numeric positions with token labels: repeated tokens ("t", "t") must stay separate columns
+    return dict(
+        tickmode="array", tickvals=list(range(len(tokens))), ticktext=[show_token(t) for t in tokens], tickangle=0
+    )
+
+
+def attention_heatmap(
+    weights: torch.Tensor, tokens: list[str], title: str = "", annotate: bool = False, height: int = 460
+) -> go.Figure:
+    """One (T, T) attention matrix: row = the token that looks (query), column = where it looks (key)."""
+    z = weights.detach().float().numpy()
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            zmin=0,
+            zmax=1,
+            colorscale=BLUES,
+            text=z.round(2) if annotate else None,
+            texttemplate="%{text}" if annotate else None,
+            hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(title="key (looked at)", side="top", **_axis(tokens))
+    fig.update_yaxes(title="query (looking)", autorange="reversed", **_axis(tokens))
+    return fig
+
+
+def head_grid(maps: torch.Tensor, tokens: list[str], title: str = "") -> go.Figure:
+    """All heads at once: maps (n_layer, n_head, T, T), one row of small heatmaps per layer."""
+    n_layer, n_head = maps.shape[:2]
+    fig = make_subplots(
+        n_layer,
+        n_head,
+        subplot_titles=[f"layer {layer} · head {head}" for layer in range(n_layer) for head in range(n_head)],
+        horizontal_spacing=0.02,
+        vertical_spacing=0.08,
+    )
+    for layer in range(n_layer):
+        for head in range(n_head):
+            trace = go.Heatmap(z=maps[layer, head].float().numpy(), zmin=0, zmax=1, colorscale=BLUES, showscale=False)
+            fig.add_trace(trace, layer + 1, head + 1)
+    fig.update_yaxes(autorange="reversed", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(title=title, height=max(260, 230 * n_layer), margin=dict(l=10, r=10, t=60, b=10))
+    return fig
+
+
+def matrix_heatmap(
+    z: torch.Tensor, title: str, x_title: str, y_title: str, colorscale: str = "RdBu", zmid: float | None = 0.0
+) -> go.Figure:
+    """A plain numeric matrix (positional encodings, similarities)."""
+    fig = go.Figure(go.Heatmap(z=z.float().numpy(), colorscale=colorscale, zmid=zmid))
+    fig.update_layout(title=title, height=380, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title=y_title, autorange="reversed")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Self-attention step by step
+
+
+def frame(matrix: torch.Tensor, rows: list[str], columns: list[str] | None = None, prefix: str = "") -> pd.DataFrame:
+    """A matrix as a table with token row labels (numbered, so repeated words stay apart)."""
+    columns = columns or [f"{prefix}{j}" for j in range(matrix.shape[1])]
+    index = [f"{i}: {t}" for i, t in enumerate(rows)]
+    return pd.DataFrame(matrix.detach().float().numpy(), index=index, columns=columns).round(3)
+
+
+def weights_table(steps: AttentionSteps) -> pd.DataFrame:
+    """softmax rows with a final column showing each row's sum (always 1)."""
+    labels = [f"{i}: {t}" for i, t in enumerate(steps.tokens)]
+    table = frame(steps.weights, steps.tokens, labels)
+    table["row sum"] = steps.weights.sum(-1).numpy().round(3)
+    return table
+
+
+def explain_row(steps: AttentionSteps, i: int) -> str:
+    """Markdown: how token i's output is the weighted sum of the values it attends to."""
+    token = steps.tokens[i]
+    parts = [f"{w:.2f}·v[{j}: {steps.tokens[j]}]" for j, w in enumerate(steps.weights[i].tolist()) if w > 0.0]
+    top = int(steps.weights[i].argmax())
+    return (
+        f"**{i}: {token}** attends most to **{top}: {steps.tokens[top]}** ({steps.weights[i, top]:.2f}).  \n"
+        f"out[{i}] = {' + '.join(parts)} = `{[round(v, 3) for v in steps.out[i].tolist()]}`"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Widgets whose options depend on the model
+
+
+def keep_valid(key: str, options: list) -> None:
+    """Forget a widget's remembered value when the options changed under it (another model)."""
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def parameter_count(
+    config: GPTConfig, text: str, tokenizer: str, bpe_vocab_size: int, max_chars: int | None
+) -> tuple[int, int]:
+    """(parameters, vocabulary size) the settings would give on `text`, before training."""
+    vocab = len(set(text[:max_chars])) + 1 if tokenizer == "char" else bpe_vocab_size
+    return GPT(replace(config, vocab_size=vocab)).num_params(), vocab
+
+
+def model_settings() -> tuple[GPTConfig, GPTTrainConfig]:
+    """The model and training widgets, bound to the URL (every choice they offer is a valid model)."""
+    c1, c2, c3, c4 = st.columns(4)
+    tokens = c1.selectbox(
+        "Tokens", ["char", "bpe"], key="att_tok", bind="query-params", help="Characters or learned BPE subwords (512)."
+    )
+    pos = c2.selectbox(
+        "Positions",
+        POS_ENCODINGS,
+        key="att_pos",
+        bind="query-params",
+        help="A trained table (GPT-2) or fixed sinusoids (2017 paper).",
+    )
+    n_layer = c3.slider("Layers", 1, 6, 2, key="att_layers", bind="query-params")
+    n_head = c4.selectbox("Heads per layer", [1, 2, 4, 8], index=2, key="att_heads", bind="query-params")
+    c1, c2, c3, c4 = st.columns(4)
+    n_embd = c1.selectbox("Width (n_embd)", [32, 64, 128, 256], index=1, key="att_embd", bind="query-params")
+    block = c2.selectbox("Block size (context)", [16, 32, 64, 128], index=2, key="att_block", bind="query-params")
+    steps = c3.number_input("Steps", 20, 20_000, 1000, step=100, key="att_steps", bind="query-params")
+    lr = c4.select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2], value=3e-3, key="att_lr", bind="query-params")
+    config = GPTConfig(block_size=block, n_layer=n_layer, n_head=n_head, n_embd=n_embd, pos_encoding=pos)
+    return config, GPTTrainConfig(tokenizer=tokens, steps=int(steps), lr=lr)
+
+
+def model_name(corpus: corpora.Corpus | None, config: GPTConfig, train: GPTTrainConfig) -> str:
+    """How the trained model is listed in the Generation lab, e.g. "GPT wikipedia-sample (char, 2L 4H 64d)"."""
+    return (
+        f"GPT {corpus.name if corpus else ''} ({train.tokenizer}, {config.n_layer}L {config.n_head}H {config.n_embd}d)"
+    )
+
+
+def progress(snap: training.JobSnapshot) -> None:
+    """The live view of a training run: parameter count, both losses and their curves."""
+    c1, c2, c3 = st.columns(3)
+    loss, val = snap.latest("loss"), snap.latest("val_loss")
+    c1.metric("Parameters", f"{snap.artifacts.get('num_params', 0):,}")
+    c2.metric("Train loss", "–" if loss is None else f"{loss:.3f}")
+    c3.metric("Validation loss", "–" if val is None else f"{val:.3f}")
+    chart = common.loss_chart(snap, ("loss", "val_loss"), title="Cross-entropy (nats per token)")
+    st.plotly_chart(chart, key="att_loss")
