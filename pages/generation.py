@@ -29,6 +29,9 @@ def status(name: str) -> None:
     snap = job.snapshot() if job else None
     if snap is None or snap.state == training.DONE:
         return
+    if snap.state == training.FAILED:
+        st.error(f"Training {name} failed: {snap.error}", icon="🛑")
+        return
     if models[name] is None:
         st.info(f"**{name}** is {snap.state}: it is trained once for everyone and appears here when ready.")
     else:
@@ -54,6 +57,7 @@ with tab_gen:
     clicked = st.button("Generate", key="gen_go", type="primary", disabled=model is None)
     out = st.empty()
     if clicked and model is not None:
+        st.session_state.pop("gen_result", None)  # an error must not leave the previous text on screen
         with common.guard("Generation"):
             views: list[gv.StepView] = []
             redraw = gv.Throttle()
@@ -132,7 +136,7 @@ with tab_board:
     @st.fragment(run_every=2.0 if polling else None)
     def board() -> None:
         rows = zoo.leaderboard(jobs)
-        if polling and all(row.state in training.FINISHED_STATES for row in rows):
+        if polling and all(row.state == training.DONE for row in rows):
             st.rerun()  # everything is scored: one full rerun stops the polling
         st.dataframe(gv.leaderboard_frame(rows), hide_index=True, key="gen_board_table")
         st.plotly_chart(gv.leaderboard_chart(rows), key="gen_board_chart")

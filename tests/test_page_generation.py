@@ -118,6 +118,17 @@ def test_bad_prompts_get_a_clear_message(app, model, prompt, message):
     assert any(message in e.value for e in app.error), [e.value for e in app.error]
 
 
+def test_a_failed_generation_does_not_leave_the_previous_text_on_screen(app):
+    app.query_params.update(gen_model="toy (yours)", gen_prompt="ab", gen_len="5")
+    app.run()
+    app.button(key="gen_go").click().run()
+    assert any("font-family:monospace" in m.value for m in app.markdown)
+    app.text_area(key="gen_prompt").set_value("ab?").run()
+    app.button(key="gen_go").click().run()
+    assert any("'?'" in e.value for e in app.error)
+    assert not any("font-family:monospace" in m.value for m in app.markdown)
+
+
 def test_side_by_side_runs_the_same_prompt_through_several_models(app):
     app.query_params.update(
         gen_prompt="ab", gen_len="20", gen_cmp=["toy (yours)", "likes-b (yours)"], gen_greedy="true"
