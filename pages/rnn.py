@@ -9,7 +9,8 @@ from ui.common import corpus_picker, guard, live, loss_chart, page_header, regis
 page_header(
     "RNN",
     "A recurrent network reads one token at a time and carries a **hidden state** "
-    "h_t = tanh(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh) from step to step: a memory of everything so far. "
+    r"$h_t = \tanh(x_t W_{ih}^\top + b_{ih} + h_{t-1} W_{hh}^\top + b_{hh})$ from step to step: a memory of "
+    "everything so far. "
     "Watch one learn to **count**, see how far back it can remember, why its gradients **vanish**, and how the "
     "**LSTM**'s cell state fixes that. Then train a character-level LSTM and hand it to the Generation lab.",
     icon=":material/autorenew:",
@@ -112,9 +113,9 @@ with tab_memory:
 
 with tab_grad:
     st.markdown(
-        "Backpropagation multiplies the error by ∂h_t/∂h_{t−1} once per step back. In an RNN that factor is usually "
-        "below 1, so the error reaching the first inputs shrinks exponentially; the LSTM's cell state is only scaled "
-        "by its forget gate, which learns to stay near 1."
+        r"Backpropagation multiplies the error by $\partial h_t / \partial h_{t-1}$ once per step back. In an RNN "
+        "that factor is usually below 1, so the error reaching the first inputs shrinks exponentially; the LSTM's "
+        "cell state is only scaled by its forget gate, which learns to stay near 1."
     )
     c1, c2 = st.columns(2)
     glen = c1.slider("Sequence length T", 5, 60, 30, key="rnn_glen", bind="query-params")
