@@ -162,7 +162,7 @@ def _finish(outs: list[torch.Tensor], h: torch.Tensor, xw: torch.Tensor, unbatch
 
 
 def make_cell(cell: str, d_in: int, d_hidden: int) -> _Recurrent:
-    """ "rnn" | "lstm" | "gru" -> a fresh cell."""
+    """A fresh cell by name: "rnn" (`ElmanRNN`), "lstm" (`LSTM`) or "gru" (`GRU`)."""
     classes = {"rnn": ElmanRNN, "lstm": LSTM, "gru": GRU}
     if cell not in classes:
         raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
