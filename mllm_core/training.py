@@ -68,7 +68,8 @@ def describe_device(device: str = "auto") -> str:
         return f"CUDA: {torch.cuda.get_device_name(0)}"
     if dev == "mps":
         return "MPS (Apple GPU)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU ({n} thread{'s' if n != 1 else ''})"
 
 
 _threads_configured = threading.Event()
