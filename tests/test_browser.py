@@ -128,16 +128,19 @@ def slug(path: str) -> str:
     return path.split("/")[-1].removesuffix(".py")
 
 
-@pytest.mark.parametrize("path,title", [("", "LLM Playground")] + [(slug(lab.path), lab.title) for lab in LABS])
+# A lab comes first: on a fresh server a shared link to a lab must open inside the app's
+# navigation (not Streamlit's legacy pages/ mode, which would skip app.py).
+@pytest.mark.parametrize("path,title", [(slug(lab.path), lab.title) for lab in LABS] + [("", "LLM Playground")])
 def test_every_page_shows_its_title_and_no_exception(server, browser, shots, path, title):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(f"{server}/{path}", timeout=60_000)
         page.get_by_role("heading", name=title).first.wait_for(timeout=90_000)
         wait_until_idle(page)
-        assert page.locator("[data-testid='stException']").count() == 0, page.locator(
-            "[data-testid='stException']"
-        ).first.inner_text()
+        errors = page.locator("[data-testid='stException']")
+        assert errors.count() == 0, errors.first.inner_text()
+        nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+        assert "Home" in nav and "Generation" in nav, f"app.py's navigation is missing: {nav!r}"
         page.screenshot(path=str(shots / f"{path or 'home'}.png"), full_page=True)
     finally:
         page.close()
