@@ -101,7 +101,8 @@ def toy_example(
     x = table[[vocab.index(w) for w in words]]  # (T, d_model)
     if positions:
         x = x + sinusoidal_encoding(len(words), d_model).round(decimals=1)
-    w_q, w_k, w_v = (torch.randn(d_model, d_k, generator=gen).round(decimals=1) for _ in range(3))
+    scale = 1 / math.sqrt(d_model)  # keeps scores moderate, so the softmax rows are not all one-hot
+    w_q, w_k, w_v = ((torch.randn(d_model, d_k, generator=gen) * scale).round(decimals=1) for _ in range(3))
     return self_attention_steps(x, w_q, w_k, w_v, causal=causal, tokens=words)
 
 

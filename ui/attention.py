@@ -76,21 +76,23 @@ def _axis(tokens: list[str]) -> dict:
 
 
 def attention_heatmap(
-    weights: torch.Tensor, tokens: list[str], title: str = "", annotate: bool = False, height: int = 460
+    weights: torch.Tensor, tokens: list[str], title: str = "", annotate: bool = False, height: int | None = None
 ) -> go.Figure:
     """One (T, T) attention matrix: row = the token that looks (query), column = where it looks (key)."""
     z = weights.detach().float().numpy()
+    shown = [f"{i}: {show_token(t)}" for i, t in enumerate(tokens)]
     fig = go.Figure(
         go.Heatmap(
             z=z,
             zmin=0,
             zmax=1,
             colorscale=BLUES,
-            text=z.round(2) if annotate else None,
-            texttemplate="%{text}" if annotate else None,
-            hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>",
+            text=[[f"{q} → {k}" for k in shown] for q in shown],
+            texttemplate="%{z:.2f}" if annotate else None,
+            hovertemplate="%{text}: %{z:.3f}<extra></extra>",
         )
     )
+    height = height or min(900, max(380, 16 * len(tokens) + 140))  # about 16 px per token, square-ish
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10))
     fig.update_xaxes(title="key (looked at)", side="top", **_axis(tokens))
     fig.update_yaxes(title="query (looking)", autorange="reversed", **_axis(tokens))
