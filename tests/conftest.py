@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("MLLM_TORCH_THREADS", "1")
+os.environ.setdefault("MLLM_ZOO_TINY", "1")  # the shared default models train at toy sizes in tests
 os.environ.setdefault("MLLM_CACHE_DIR", "/nonexistent-mllm-cache")  # tests never read a real cache
 
 ROOT = Path(__file__).resolve().parents[1]
