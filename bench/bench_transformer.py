@@ -164,5 +164,8 @@ def transformer_memory(quick: bool) -> Result:
     )
     if not quick:
         before, after = _peak_rss_kb(30)
-        notes += f"; fresh process peak RSS {after / 1024:.0f} MiB ({(after - before) / 1024:.0f} MiB above the loaded corpus)"
+        notes += (
+            f"; a fresh process training it peaks at {after / 1024:.0f} MiB RSS (torch, gensim and the corpus "
+            f"included), {max(0, after - before) / 1024:.0f} MiB above its peak after loading the corpus"
+        )
     return Result(value=(weights + activations) / 2**20, unit="MiB", goal="record", notes=notes)
