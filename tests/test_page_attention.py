@@ -129,3 +129,10 @@ def test_training_a_small_model_registers_it_for_generation(page):
     assert page.sidebar.radio(key="att_which").options == ["your model", "the class default"]
     page.text_input(key="att_text").set_value("the lazy dog").run()  # the fox corpus knows these letters
     assert not errors(page)
+
+
+def test_the_class_default_is_offered_to_generation_once_trained(page):
+    assert view.default_job().join(120)
+    page.run()
+    assert view.DEFAULT_NAME in page.session_state["_mllm_models"]
+    assert any("Class default model" in c.value and "done" in c.value for c in page.caption)

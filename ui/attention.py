@@ -3,6 +3,7 @@ and the class-wide default GPT (trained once per process so every session has ma
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,12 +37,21 @@ class ModelView:
     finished: bool
 
 
+def default_settings() -> tuple[GPTConfig, GPTTrainConfig]:
+    """The class default's configs: the engine's defaults, or 60 steps on 100K characters when
+    `MLLM_ZOO_TINY=1` (tests), the same switch the Generation lab's default models obey."""
+    if os.environ.get("MLLM_ZOO_TINY", "") not in ("", "0"):
+        return GPTConfig(), GPTTrainConfig(steps=60, eval_every=20, max_chars=100_000)
+    return GPTConfig(), GPTTrainConfig()
+
+
 def default_job() -> training.TrainingJob:
     """The class-wide default model: trained once per process on wikipedia-sample (char tokens)."""
-    key = ("attention-default", GPTConfig(), GPTTrainConfig())
+    config, train = default_settings()
+    text = corpora.load(corpora.DEFAULT).text
     return training.shared_job(
-        key,
-        lambda: gpt_target(corpora.load(corpora.DEFAULT).text, GPTConfig(), GPTTrainConfig(), name=DEFAULT_NAME),
+        ("attention-default", config, train),
+        lambda: gpt_target(text, config, train, name=DEFAULT_NAME),
         name="attention-default",
     )
 
