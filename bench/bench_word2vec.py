@@ -51,9 +51,10 @@ def _gensim(epochs: int):
 def _ours(epochs: int | None = None, max_seconds: float | None = None):
     import torch
 
-    from mllm_core import word2vec
+    from mllm_core import training, word2vec
 
-    torch.set_num_threads(1)
+    training.configure_torch_threads(1)  # marks threads as configured, so fit() keeps our choice
+    torch.set_num_threads(1)  # ... also when another benchmark configured them first
     config = word2vec.Word2VecConfig(**SETTINGS)
     model = word2vec.Word2Vec(config).fit(_sentences(), epochs=epochs, max_seconds=max_seconds)
     end = model.history[-1]

@@ -77,9 +77,9 @@ query = q1.text_input("Query word", "music", key="emb_q", bind="query-params").s
 which = WHICH[q2.radio("Vectors", list(WHICH), key="emb_which", bind="query-params", horizontal=True)]
 topn = q3.number_input("Neighbours", 1, 50, 10, key="emb_topn", bind="query-params")
 a1, a2, a3 = st.columns(3)
-a = a1.text_input("a", "man", key="emb_a", bind="query-params").strip().lower()
-b = a2.text_input("is to b", "king", key="emb_b", bind="query-params").strip().lower()
-c = a3.text_input("as c is to ?", "woman", key="emb_c", bind="query-params").strip().lower()
+a = a1.text_input("a", "father", key="emb_a", bind="query-params").strip().lower()
+b = a2.text_input("is to b", "mother", key="emb_b", bind="query-params").strip().lower()
+c = a3.text_input("as c is to ?", "son", key="emb_c", bind="query-params").strip().lower()
 m1, m2, m3, m4 = st.columns(4)
 method = m1.radio("Map", ["PCA", "t-SNE"], key="emb_proj", bind="query-params", horizontal=True)
 dims = 3 if m2.radio("Axes", ["2-D", "3-D"], key="emb_axes", bind="query-params", horizontal=True) == "3-D" else 2

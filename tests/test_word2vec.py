@@ -33,7 +33,8 @@ def two_topics(n_docs=400, seed=0) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def wiki_model() -> Word2Vec:
     text = corpora.load("wikipedia-sample").text
-    return Word2Vec(Word2VecConfig(seed=1)).fit(text, epochs=4, callback=lambda progress: None, report_seconds=0.2)
+    config = Word2VecConfig(seed=1, lr=0.05)  # a short run learns more with a higher rate
+    return Word2Vec(config).fit(text, epochs=4, callback=lambda progress: None, report_seconds=0.2)
 
 
 # -- pure helpers ------------------------------------------------------------------------------
@@ -86,8 +87,8 @@ def _tiny(mode, loss, group=1):
     model = Word2Vec(Word2VecConfig(dim=6, window=2, min_count=1, mode=mode, loss=loss, negatives=3, group=group))
     corpus = model._build([["a", "b", "c", "d", "e", "a", "c", "e"]])
     gen = torch.Generator().manual_seed(0)
-    model.w_context = torch.randn(len(model), 6, generator=gen)
-    model.w_center = torch.randn(len(model), 6, generator=gen)
+    model.w_context = 0.3 * torch.randn(len(model), 6, generator=gen)  # scores stay inside ±6 (see MAX_SCORE)
+    model.w_center = 0.3 * torch.randn(len(model), 6, generator=gen)
     ids = torch.from_numpy(corpus.ids)
     mask = torch.from_numpy(context_windows(corpus.doc, np.full(len(ids), 2), 2))
     ctx = ids[(torch.arange(len(ids))[:, None] + torch.from_numpy(offsets(2))).clamp(0, len(ids) - 1)]
