@@ -41,8 +41,10 @@ def guard(action: str = "That") -> Iterator[None]:
     """
     try:
         yield
-    except (ValueError, KeyError, corpora.CorpusError) as exc:
-        st.error(str(exc).strip("'\""), icon=":material/warning:")
+    except KeyError as exc:  # str(KeyError("x")) is "'x'"
+        st.error(str(exc.args[0]) if exc.args else "Not found.", icon=":material/warning:")
+    except ValueError as exc:  # CorpusError included
+        st.error(str(exc), icon=":material/warning:")
     except Exception as exc:
         st.error(f"{action} failed: {type(exc).__name__}: {exc}", icon=":material/error:")
 
