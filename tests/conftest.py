@@ -8,11 +8,13 @@ os.environ.setdefault("MLLM_TORCH_THREADS", "1")
 os.environ.setdefault("MLLM_ZOO_TINY", "1")  # the shared default models train at toy sizes in tests
 os.environ.setdefault("MLLM_CACHE_DIR", "/nonexistent-mllm-cache")  # tests never read a real cache
 
+APPTEST_SESSION_ID = "test session id"  # streamlit.testing.v1.local_script_runner
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pytest  # noqa: E402
+from streamlit.runtime.caching.cache_resource_api import clear_session_cache  # noqa: E402
 
 from mllm_core import training  # noqa: E402
 
@@ -25,6 +27,9 @@ def _no_leftover_jobs():
     design; they are stopped too, but not counted as leftovers.
     """
     yield
+    # Every AppTest runs as the same session ("test session id"): end it the way Streamlit does
+    # when a tab closes, so its session-scoped jobs are released (stopped) before the next test.
+    clear_session_cache(APPTEST_SESSION_ID)
     shared = {id(job) for job in training.MANAGER._shared.values()}
     alive = [job.name for job in training.MANAGER.jobs() if job.alive and id(job) not in shared]
     training.MANAGER.stop_all(timeout=30)

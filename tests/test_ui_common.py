@@ -72,9 +72,15 @@ def test_train_pause_resume_stop_from_the_page():
     assert job.snapshot().state == "stopped" and not job.alive
 
 
-def test_session_jobs_are_stopped_when_the_session_is_released():
-    from ui.common import _stop_jobs
+def test_closing_the_tab_stops_the_sessions_jobs():
+    """Streamlit releases a session's resource caches when its tab disconnects; on_release stops the jobs."""
+    from streamlit.runtime.caching.cache_resource_api import clear_session_cache
 
-    job = training.TrainingJob(lambda ctx: [ctx.check() or time.sleep(0.01) for _ in iter(int, 1)], name="tab").start()
-    _stop_jobs({"tab": job})
+    at = AppTest.from_function(controls_page, default_timeout=60)
+    at.run()
+    button(at, "demo_start").click()
+    at.run()
+    job = session_job()
+    assert job.alive
+    clear_session_cache("test session id")  # what the runtime calls when the tab closes
     assert not job.alive and job.snapshot().state == "stopped"
