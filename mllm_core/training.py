@@ -388,6 +388,11 @@ class JobManager:
             self._jobs = [j for j in self._jobs if j.alive or j._thread is None]
             return list(self._jobs)
 
+    def shared_jobs(self) -> dict[Hashable, TrainingJob]:
+        """The shared jobs by key (finished ones included)."""
+        with self._cond:
+            return dict(self._shared)
+
     def shared_job(
         self, key: Hashable, make_target: Callable[[], Callable[[TrainContext], Any]], **kwargs
     ) -> TrainingJob:

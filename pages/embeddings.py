@@ -18,7 +18,7 @@ page_header(
     "similar contexts end up with similar vectors, so cosine similarity finds related words and vector "
     "arithmetic finds analogies. Watch the vectors improve while it trains: the WordSim-353 score compares "
     "their cosines with human judgements of relatedness.",
-    icon="🧭",
+    icon=":material/scatter_plot:",
 )
 
 with st.expander("Corpus and training settings", expanded=False):

@@ -12,7 +12,7 @@ common.page_header(
     "next token?* One sampler turns that answer into text. Watch it pick tokens one at a time, see what "
     "temperature, top-k and top-p do to the distribution, compare models on the same prompt, and rank them "
     "all by **bits per character** on the same held-out text.",
-    icon="✍️",
+    icon=":material/edit_note:",
 )
 
 config = zoo.default_config()
@@ -30,7 +30,7 @@ def status(name: str) -> None:
     if snap is None or snap.state == training.DONE:
         return
     if snap.state == training.FAILED:
-        st.error(f"Training {name} failed: {snap.error}", icon="🛑")
+        st.error(f"Training {name} failed: {snap.error}", icon=":material/error:")
         return
     if models[name] is None:
         st.info(f"**{name}** is {snap.state}: it is trained once for everyone and appears here when ready.")

@@ -19,7 +19,7 @@ page_header(
     "tiny vocabulary but long sequences; **byte-level BPE** starts from the 256 bytes and merges the most "
     "frequent adjacent pair again and again, in between the two and lossless on any text. Train it below, "
     "then step through its merges.",
-    icon="✂️",
+    icon=":material/content_cut:",
 )
 
 left, right = st.columns([3, 1])
@@ -86,7 +86,7 @@ with tab_tokens:
     ids = [i for i, _, _ in pieces]
     st.code(str(ids[: ui.MAX_SPANS]), language=None, wrap_lines=True)
     if tok.decode(ids) == text:
-        st.success("Lossless: decode(encode(text)) gives the text back exactly.", icon="✅")
+        st.success("Lossless: decode(encode(text)) gives the text back exactly.", icon=":material/check_circle:")
     else:
         st.info(
             f"Lossy by design: decoding gives back `{tok.decode(ids)[:200]}`"

@@ -30,7 +30,7 @@ def _no_leftover_jobs():
     # Every AppTest runs as the same session ("test session id"): end it the way Streamlit does
     # when a tab closes, so its session-scoped jobs are released (stopped) before the next test.
     clear_session_cache(APPTEST_SESSION_ID)
-    shared = {id(job) for job in training.MANAGER._shared.values()}
+    shared = {id(job) for job in training.MANAGER.shared_jobs().values()}
     alive = [job.name for job in training.MANAGER.jobs() if job.alive and id(job) not in shared]
     training.MANAGER.stop_all(timeout=30)
     assert not alive, f"test left training jobs running: {alive}"

@@ -423,18 +423,31 @@ def warm_up() -> TrainingJob:
 def sidebar_status() -> None:
     """The compute device and this session's background jobs, refreshed while any is active."""
     jobs = session_jobs()
-    polling = any(not job.snapshot().finished for job in jobs.values())
+
+    def shared_active() -> list[TrainingJob]:
+        shared = training.MANAGER.shared_jobs().values()
+        return [j for j in shared if j.name != "warm-up" and not j.snapshot().finished]
+
+    polling = any(not job.snapshot().finished for job in jobs.values()) or bool(shared_active())
+
+    def line(label: str, job: TrainingJob) -> None:
+        snap = job.snapshot()
+        eta = f", ETA {_fmt_seconds(snap.eta)}" if snap.eta is not None else ""
+        st.caption(f"• {label}: {snap.state}, step {snap.step:,}{eta}")
 
     @st.fragment(run_every=2.0 if polling else None)
     def jobs_panel() -> None:
-        if not jobs:
+        if jobs:
+            st.caption("This session's jobs:")
+            for slot, job in list(jobs.items()):
+                line(slot, job)
+        else:
             st.caption("No training jobs in this session.")
-            return
-        st.caption("This session's jobs:")
-        for slot, job in list(jobs.items()):
-            snap = job.snapshot()
-            eta = f", ETA {_fmt_seconds(snap.eta)}" if snap.eta is not None else ""
-            st.caption(f"• {slot}: {snap.state}, step {snap.step:,}{eta}")
+        shared = shared_active()
+        if shared:
+            st.caption("Shared models training for everyone on this server:")
+            for job in shared:
+                line(job.name, job)
 
     with st.sidebar:
         st.caption(f"Compute: {training.describe_device()}")
