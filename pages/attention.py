@@ -15,6 +15,7 @@ common.page_header(
     "a token's *query* matches every earlier token's *key*, turns the scores into weights with a softmax "
     "(softmax(QKᵀ/√d_k), with a **causal mask** hiding the future) and takes the weighted sum of their *values*. "
     "Train a tiny GPT below and watch where its heads look.",
+    icon=":material/grid_on:",
 )
 train_tab, maps_tab, learn_tab, steps_tab, pos_tab = st.tabs(
     ["Train", "Attention maps", "Watch it learn", "Step by step", "Positional encoding"]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,20 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    log: Path  # the server's output; MLLM_LOG_LEVEL=INFO logs each job's start and end
+
+    def wait_for_log(self, text: str, timeout_s: float = 30) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if text in self.log.read_text():
+                return True
+            time.sleep(0.25)
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -34,7 +49,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(root, tmp_path_factory):
     port = free_port()
-    env = {**os.environ, "MLLM_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "MLLM_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", "MLLM_LOG_LEVEL": "INFO"}
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -69,7 +84,7 @@ def server(root, tmp_path_factory):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
                 time.sleep(0.5)
-            yield url
+            yield Server(url, log)
         finally:
             proc.terminate()
             try:
@@ -134,7 +149,7 @@ def slug(path: str) -> str:
 def test_every_page_shows_its_title_and_no_exception(server, browser, shots, path, title):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(f"{server}/{path}", timeout=60_000)
+        page.goto(f"{server.url}/{path}", timeout=60_000)
         page.get_by_role("heading", name=title).first.wait_for(timeout=90_000)
         wait_until_idle(page)
         errors = page.locator("[data-testid='stException']")
@@ -144,3 +159,61 @@ def test_every_page_shows_its_title_and_no_exception(server, browser, shots, pat
         page.screenshot(path=str(shots / f"{path or 'home'}.png"), full_page=True)
     finally:
         page.close()
+
+
+def progress_text(page) -> str:
+    bars = page.locator("[data-testid='stProgress']")
+    return bars.first.inner_text() if bars.count() else ""
+
+
+def wait_for_progress(page, word: str, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = progress_text(page)
+        if word in text:
+            return text
+        time.sleep(0.25)
+    pytest.fail(f"the job never showed {word!r}; last progress: {progress_text(page)!r}")
+
+
+def test_training_from_a_page_pauses_resumes_stops_and_ends_with_the_tab(server, browser):
+    """Issue #2's promise, in a real browser: train from a lab page while the page stays usable,
+    watch the live loss, pause, resume, stop; then a new run ends when its tab closes."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server.url}/attention", timeout=60_000)
+    train = page.get_by_role("button", name="Train", exact=True)
+    train.wait_for(timeout=90_000)
+    wait_until_idle(page)
+    train.click()
+    first = wait_for_progress(page, "running")
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=60_000)  # the live loss curve
+    assert server.wait_for_log("job 'att' started")
+
+    # the page stays responsive while the job trains: switching tabs redraws at once
+    page.get_by_role("tab", name="Step by step").click()
+    page.get_by_text("One head, one sentence, every number").first.wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Train").click()
+
+    page.get_by_role("button", name="Pause").click()
+    wait_for_progress(page, "paused")
+    time.sleep(2)  # the step in flight finishes and the view refreshes
+    paused = progress_text(page)
+    time.sleep(2.5)
+    assert "paused" in paused
+    assert progress_text(page).split("·")[1] == paused.split("·")[1], "the step count moved while paused"
+    page.get_by_role("button", name="Resume").click()
+    wait_for_progress(page, "running")
+    assert first != progress_text(page)
+    page.get_by_role("button", name="Stop").click()
+    wait_for_progress(page, "stopped")
+    assert server.wait_for_log("job 'att' ended: stopped")
+
+    # a second run, then the tab closes: the session is released and its job stopped
+    page.get_by_role("button", name="Re-train").click()
+    wait_for_progress(page, "running")
+    log_before = server.log.read_text().count("job 'att' ended: stopped")
+    page.close()
+    deadline = time.monotonic() + 60
+    while server.log.read_text().count("job 'att' ended: stopped") <= log_before:
+        assert time.monotonic() < deadline, "closing the tab did not stop the job"
+        time.sleep(0.5)
