@@ -6,27 +6,19 @@ import re
 import time
 
 import pytest
+from pagetest import opened as _opened
+from pagetest import run
 from streamlit.testing.v1 import AppTest
 
 from mllm_core import training
 
-PAGE = "../pages/embeddings.py"
+PAGE = "pages/embeddings.py"
 NUMBER_WORDS = {"one", "two", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "twenty", "several"}
 
 
-def run(at: AppTest) -> AppTest:
-    """Rerun the page; it must never show a traceback."""
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def opened(**query) -> AppTest:
-    """A fresh session opening the page from a link with these query parameters."""
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    for key, value in query.items():
-        at.query_params[key] = str(value)
-    return run(at)
+    """The page opened from a shared link with these query parameters (widget keys), run once."""
+    return _opened(PAGE, **query)
 
 
 def wait_for(job: training.TrainingJob, finished: bool = False, timeout: float = 90) -> None:

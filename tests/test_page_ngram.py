@@ -7,22 +7,16 @@ import math
 import re
 
 import pytest
+from pagetest import page as _page
+from pagetest import run
 from streamlit.testing.v1 import AppTest
 
-PAGE = "../pages/ngram.py"
+PAGE = "pages/ngram.py"
 
 
 def page(**query) -> AppTest:
     """The page opened from a shared link with these query parameters (widget keys)."""
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.query_params.update({key: str(value) for key, value in query.items()})
-    return at
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return _page(PAGE, **query)
 
 
 def samples(at: AppTest) -> list[str]:

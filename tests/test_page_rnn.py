@@ -5,24 +5,18 @@ from __future__ import annotations
 import time
 
 import pytest
+from pagetest import opened as _opened
+from pagetest import run
 from streamlit.testing.v1 import AppTest
 
 from mllm_core import training
 
-PAGE = "../pages/rnn.py"
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+PAGE = "pages/rnn.py"
 
 
 def opened(**query) -> AppTest:
     """The page opened from a shared link with these query parameters (widget keys), run once."""
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.query_params.update({key: str(value) for key, value in query.items()})
-    return run(at)
+    return _opened(PAGE, **query)
 
 
 def errors(at: AppTest) -> list[str]:
