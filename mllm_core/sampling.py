@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -160,7 +161,7 @@ class GenerationStep:
     """One generated token and the distribution it was drawn from."""
 
     token_id: int
-    token: str  # the decoded text of this token
+    token: str  # the text this token adds to the decoded text so far (" quick" after "The" for words)
     probs: torch.Tensor  # (V,) the distribution the token was drawn from (after temperature/top-k/top-p)
     raw_probs: torch.Tensor  # (V,) the model's distribution before temperature/top-k/top-p
 
@@ -213,7 +214,26 @@ def _generate_steps(model, ids, first_logits, max_new_tokens, temperature, top_k
             probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)  # (V,)
             next_id = _draw(probs, generator)
         ids.append(next_id)
-        yield GenerationStep(next_id, model.decode([next_id]), probs, raw_probs)
+        yield GenerationStep(next_id, added_text(model.decode, ids), probs, raw_probs)
+
+
+def added_text(decode, ids: list[int], window: int = 8) -> str:
+    """The text the last id adds to `decode(ids[:-1])`, read off the last `window` ids.
+
+    Decoding a token alone loses what joins it to its neighbours: a word model puts a space
+    between words, and a byte-level BPE piece may be half of a character. Comparing the
+    decoding of a short window with and without the last id keeps both, at constant cost.
+    A character whose bytes are not all there yet adds nothing until its last byte arrives,
+    so the pieces of a stream add up to the decoded text.
+
+    >>> words = ["<s>", "The", "quick"]
+    >>> added_text(lambda ids: " ".join(words[i] for i in ids), [1, 2])
+    ' quick'
+    """
+    tail = list(ids[-window:])
+    # a trailing U+FFFD is an incomplete UTF-8 character: hold it back until it completes
+    before, after = decode(tail[:-1]).rstrip("\ufffd"), decode(tail).rstrip("\ufffd")
+    return after[len(os.path.commonprefix([before, after])) :]
 
 
 def top_tokens(probs: torch.Tensor, decode, k: int = 10) -> list[tuple[str, float]]:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mllm_core.lm import TorchTextLM, check_prompt, toy_char_lm, unknown_pieces
-from mllm_core.sampling import filter_logits, generate, make_generator, sample_next, top_tokens
+from mllm_core.sampling import added_text, filter_logits, generate, make_generator, sample_next, top_tokens
 from mllm_core.tokenizers import CharTokenizer
 
 PROBS = torch.tensor([0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
@@ -245,3 +245,27 @@ def test_top_tokens_lists_the_most_likely_first():
         ("v", pytest.approx(0.25)),
         ("w", pytest.approx(0.15)),
     ]
+
+
+def test_word_level_generation_keeps_the_spaces_between_words():
+    from mllm_core import corpora, ngram
+
+    lm = ngram.train_text_lm(corpora.load("fox").text, n=2, level="word", smoothing="mle")
+    steps = list(generate(lm, "The", 8, seed=0))
+    generated = "".join(step.token for step in steps)
+    prompt_ids = lm.encode("The")
+    full = lm.decode(prompt_ids + [step.token_id for step in steps])
+    assert "The" + generated == full
+    assert generated.startswith(" ") and len(generated.split()) >= 2
+
+
+def test_added_text_rebuilds_characters_split_into_bytes():
+    from mllm_core.tokenizers import BPETokenizer
+
+    tok = BPETokenizer().train("plain ascii text to learn a few merges from", vocab_size=260)
+    text = "café 日本 🤖!"
+    ids = tok.encode(text)
+    assert len(ids) > len(text)  # multi-byte characters are several byte tokens
+    pieces = [added_text(tok.decode, ids[: i + 1]) for i in range(len(ids))]
+    assert "".join(pieces) == text  # no half characters on the way
+    assert all("\ufffd" not in piece for piece in pieces)
