@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 
 import torch
@@ -48,21 +47,6 @@ def _plain_loop(train_ids: torch.Tensor, config: GPTConfig, train: GPTTrainConfi
     return time.perf_counter() - t0
 
 
-def _in_thread(fn, *args) -> float:
-    """Run `fn(*args)` in a fresh thread, as `TrainingJob` runs its loop, and return its result.
-
-    The thread matters: on an oversubscribed host, torch with 2+ intra-op threads ran this loop
-    4-8x slower in the main thread than in a worker thread, so both sides run in worker threads.
-    """
-    out: list[float] = []
-    worker = threading.Thread(target=lambda: out.append(fn(*args)), name="bench-plain-loop")
-    worker.start()
-    worker.join()
-    if not out:
-        raise RuntimeError("the plain loop failed")
-    return out[0]
-
-
 def _job(text: str, config: GPTConfig, train: GPTTrainConfig) -> float:
     """Seconds from the job's report of step WARM_STEPS to the end of its thread (final checkpoint included)."""
     job = training.TrainingJob(gpt_target(text, config, train), name="bench-transformer").start()
@@ -91,7 +75,11 @@ def transformer_trainer(quick: bool) -> Result:
     tokens = (steps - WARM_STEPS) * train.batch_size * config.block_size
     plain, ours = float("inf"), float("inf")
     for _ in range(1 if quick else 3):  # alternate, keep the best of each (the host is noisy)
-        plain = min(plain, _in_thread(_plain_loop, train_ids, config, train))
+        # the plain loop runs in a worker thread too, as TrainingJob runs its loop: on an
+        # oversubscribed host torch ran it 4-8x slower in the main thread than in a worker
+        plain = min(
+            plain, training.run_sync(lambda ctx: _plain_loop(train_ids, config, train), name="bench-plain-loop")
+        )
         ours = min(ours, _job(text, config, train))
     return Result(
         value=tokens / ours,

@@ -53,10 +53,6 @@ class Corpus:
     def n_words(self) -> int:
         return len(self.text.split())
 
-    def head(self, n_chars: int) -> Corpus:
-        """The first `n_chars` characters, for quick runs on a big corpus."""
-        return Corpus(self.name, self.text[:n_chars], self.description, self.source)
-
 
 # ---------------------------------------------------------------------------------------------
 # Embedded corpora
@@ -279,17 +275,6 @@ def load(name: str = DEFAULT, progress: ProgressFn | None = None) -> Corpus:
     raise CorpusError(f"Unknown corpus {name!r}; choose one of {', '.join(names())}.")
 
 
-def describe(name: str) -> str:
-    if name in ONLINE:
-        return ONLINE[name].description
-    if name in ("fox", "hello"):
-        return _EMBEDDED[name]().description
-    return {
-        "wikipedia-sample": "~106 English Wikipedia articles (~450K words), embedded",
-        "lee-news": "300 short news stories (Lee corpus), embedded",
-    }[name]
-
-
 def from_upload(data: bytes, filename: str = "upload.txt", max_bytes: int = MAX_UPLOAD_BYTES) -> Corpus:
     """Validate an uploaded file and return it as a corpus; `CorpusError` says what is wrong."""
     if len(data) > max_bytes:
@@ -343,7 +328,6 @@ __all__ = [
     "OfflineError",
     "cache_dir",
     "clean_wiki_article",
-    "describe",
     "download",
     "embedded_names",
     "from_text",

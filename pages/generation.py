@@ -82,7 +82,7 @@ with tab_gen:
         out.markdown(gv.tokens_html(used_prompt, views, selected=index), unsafe_allow_html=True)
         st.caption(f"{used_model}: {len(views)} tokens. Colour = probability of the drawn token (hover a token).")
         st.plotly_chart(gv.next_token_chart(views[index - 1], index), key="gen_next")
-        st.download_button("Download the text", used_prompt + "".join(v.token for v in views), "generated.txt")
+        common.download_text("Download the text", used_prompt + "".join(v.token for v in views), "generated.txt")
     elif result:
         st.info("Nothing generated: ask for at least one token.")
 

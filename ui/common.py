@@ -129,7 +129,7 @@ def corpus_picker(
             return corpora.from_upload(file.getvalue(), file.name)
         return None
     if choice in corpora.ONLINE:
-        where.caption(corpora.describe(choice))
+        where.caption(corpora.ONLINE[choice].description)
         if not corpora.is_cached(choice):
             with guard("The download"):
                 _download_with_progress(choice)
@@ -388,11 +388,6 @@ def download_text(label: str, text: str, file_name: str, mime: str = "text/plain
 
 def download_json(label: str, obj: Any, file_name: str, key: str | None = None) -> None:
     download_text(label, json.dumps(obj, ensure_ascii=False, indent=1), file_name, "application/json", key)
-
-
-def download_csv(label: str, frame: Any, file_name: str, key: str | None = None) -> None:
-    """`frame` is a pandas DataFrame."""
-    download_text(label, frame.to_csv(index=False), file_name, "text/csv", key)
 
 
 # ---------------------------------------------------------------------------------------------
