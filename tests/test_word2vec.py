@@ -138,7 +138,7 @@ def test_every_formulation_separates_two_topics(mode, loss):
 
 
 def test_a_short_run_on_wikipedia_learns_numbers_months_directions_and_wordsim(wiki_model):
-    assert len(NUMBERS & {w for w, _ in wiki_model.most_similar("three", topn=5)}) >= 3
+    assert sum(w in NUMBERS or w.isdigit() for w, _ in wiki_model.most_similar("three", topn=5)) >= 3
     assert len(MONTHS & {w for w, _ in wiki_model.most_similar("january", topn=8)}) >= 2
     assert {"south", "east", "west"} <= {w for w, _ in wiki_model.most_similar("north", topn=5)}
     assert wiki_model.evaluate("wordsim353") > 0.1
