@@ -102,7 +102,7 @@ def _top_k_mask(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _nucleus_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """(V,) bool: the smallest set of most likely tokens whose probability reaches top_p.
+    """(V,) bool: the smallest set of most likely tokens whose probability reaches top_p, never empty.
 
     Looks at the 64 most likely tokens first and widens only if their mass falls short, so a
     peaked distribution over a large vocabulary is never fully sorted.
@@ -115,9 +115,10 @@ def _nucleus_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
         if k == size or float(top.sum()) >= top_p - _TOP_P_TOLERANCE:
             break
         k = min(size, 8 * k)
-    inside = (top.cumsum(dim=-1) - top) < top_p - _TOP_P_TOLERANCE  # mass ranked above is still short of top_p
+    # the most likely token always; each next one while the mass ranked above it is still short of top_p
+    n = 1 + int((top.cumsum(dim=-1)[:-1] < top_p - _TOP_P_TOLERANCE).sum())
     keep = torch.zeros(size, dtype=torch.bool)
-    keep[order[inside]] = True
+    keep[order[:n]] = True
     return keep
 
 

@@ -97,6 +97,15 @@ def test_top_p_keeps_the_minimal_nucleus(top_p, nucleus):
     assert PROBS[: nucleus - 1].sum() < top_p - 1e-6
 
 
+@pytest.mark.parametrize("top_p", [1e-9, 1e-7, 1e-6, 2e-6])
+def test_a_tiny_top_p_still_keeps_the_most_likely_token(top_p):
+    # top_p minus the rounding tolerance is <= 0 (or nearly): the nucleus must never be empty
+    g = make_generator(0)
+    for logits in (LOGITS, LOGITS.flip(0), torch.tensor([0.0, 2.0, -1.0, 1.0])):
+        argmax = int(torch.argmax(logits))
+        assert {sample_next(logits, top_p=top_p, generator=g) for _ in range(20)} == {argmax}
+
+
 @pytest.mark.parametrize("vocab", [5, 100, 3000])
 @pytest.mark.parametrize("top_p", [0.1, 0.5, 0.9, 0.99])
 def test_top_p_matches_a_brute_force_nucleus_on_large_and_flat_vocabularies(vocab, top_p):
@@ -191,6 +200,12 @@ def test_generate_filters_like_sample_next():
     for step in steps:
         assert int((step.probs > 0).sum()) == 2
         assert torch.allclose(step.raw_probs, torch.full((5,), 0.2))
+
+
+def test_generate_works_with_a_tiny_top_p():
+    steps = list(generate(BigramLM(), "b", 8, top_p=1e-7, seed=0))
+    assert "".join(s.token for s in steps) == "abababab"  # after "b" the tie goes to the lower id, "a"
+    assert all(s.probs.max() == 1 for s in steps)
 
 
 def test_greedy_takes_the_most_likely_token_and_shows_the_model_distribution():
