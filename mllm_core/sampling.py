@@ -62,7 +62,8 @@ def filter_logits(
     Returns (V,) float32 logits with the excluded tokens at -inf; softmax of the result is
     the distribution `sample_next` draws from. Tokens already at -inf (an n-gram's unseen
     continuations) stay excluded. top-k keeps exactly k tokens (ties go to the lower id);
-    top-p keeps the smallest set of most likely tokens whose probability reaches top_p.
+    top-p keeps the smallest set of most likely tokens whose probability reaches top_p (ties
+    go to the lower id; the most likely token always stays).
 
     Worked example: logits log([0.5, 0.3, 0.2]) with top_p=0.7 keeps tokens 0 and 1
     (0.5 < 0.7 <= 0.5 + 0.3) -> renormalised [0.625, 0.375, 0].
@@ -94,31 +95,56 @@ def _top_k_mask(logits: torch.Tensor, k: int) -> torch.Tensor:
 
     `torch.topk` finds the k-th value in O(V), where a full sort of a 50K vocabulary is 20x slower.
     """
-    kth = torch.topk(logits, k).values[-1]
-    keep = logits > kth
-    ties = (logits == kth).nonzero()[:, 0]  # ascending ids
-    keep[ties[: k - int(keep.sum())]] = True
-    return keep
+    return _first_k(logits, k, torch.topk(logits, k).values[-1])
 
 
 def _nucleus_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """(V,) bool: the smallest set of most likely tokens whose probability reaches top_p, never empty.
+    """(V,) bool: the nucleus, the smallest prefix of the ranking whose probability reaches top_p.
 
-    Looks at the 64 most likely tokens first and widens only if their mass falls short, so a
+    Tokens are ranked by (probability descending, id ascending): equal probabilities, which
+    add-k and Kneser-Ney smoothing give to many tokens, go to the lower id, as in top-k. The
+    prefix reaches top_p when its mass is within `_TOP_P_TOLERANCE` of it, and it always holds
+    at least the first token, however small top_p.
+
+    Worked example: probs [0.2, 0.4, 0.2, 0.2] rank as ids 1, 0, 2, 3 with prefix masses
+    0.4, 0.6, 0.8, 1.0; top_p=0.6 keeps {0, 1}, top_p=0.7 keeps {0, 1, 2} (2 wins its tie
+    with 3), top_p=1e-9 keeps {1}.
+
+    >>> _nucleus_mask(torch.tensor([0.2, 0.4, 0.2, 0.2]).log(), 0.7).tolist()
+    [True, True, True, False]
+    >>> _nucleus_mask(torch.tensor([0.2, 0.4, 0.2, 0.2]).log(), 1e-9).tolist()
+    [False, True, False, False]
+
+    Looks at the 64 largest probabilities first and widens only if their mass falls short, so a
     peaked distribution over a large vocabulary is never fully sorted.
     """
     probs = torch.softmax(logits.double(), dim=-1)  # (V,)
-    size = probs.numel()
+    size, target = probs.numel(), top_p - _TOP_P_TOLERANCE
     k = min(size, 64)
     while True:
-        top, order = torch.topk(probs, k)  # (k,) descending
-        if k == size or float(top.sum()) >= top_p - _TOP_P_TOLERANCE:
+        # only the values are used: which of several equal probabilities topk returns is not specified
+        top = torch.topk(probs, k).values  # (k,) descending
+        mass = top.cumsum(dim=-1)  # (k,) mass of each prefix of the ranking
+        if k == size or float(mass[-1]) >= target:
             break
         k = min(size, 8 * k)
-    # the most likely token always; each next one while the mass ranked above it is still short of top_p
-    n = 1 + int((top.cumsum(dim=-1)[:-1] < top_p - _TOP_P_TOLERANCE).sum())
-    keep = torch.zeros(size, dtype=torch.bool)
-    keep[order[:n]] = True
+    # the first token always; each next one while the mass ranked above it is still short of top_p
+    n = 1 + int((mass[:-1] < target).sum())
+    return _first_k(probs, n, top[n - 1])
+
+
+def _first_k(values: torch.Tensor, k: int, kth: torch.Tensor) -> torch.Tensor:
+    """(V,) bool: the first k ids ranked by (value descending, id ascending), given the k-th value.
+
+    Every id above `kth` is kept and the lowest ids equal to it fill the remaining places, so
+    a tie group cut by the k-th place is split by id, not by the order `torch.topk` found it in.
+
+    >>> _first_k(torch.tensor([1.0, 3.0, 1.0, 1.0]), 3, torch.tensor(1.0)).tolist()
+    [True, True, True, False]
+    """
+    keep = values > kth  # (V,)
+    ties = (values == kth).nonzero()[:, 0]  # ascending ids
+    keep[ties[: k - int(keep.sum())]] = True
     return keep
 
 

@@ -1,6 +1,7 @@
 """Spec of the one sampler: validation, filtering, seeded reproducibility, draw frequencies, generate()."""
 
 import math
+import random
 
 import pytest
 import torch
@@ -101,8 +102,8 @@ def test_top_p_keeps_the_minimal_nucleus(top_p, nucleus):
 def test_a_tiny_top_p_still_keeps_the_most_likely_token(top_p):
     # top_p minus the rounding tolerance is <= 0 (or nearly): the nucleus must never be empty
     g = make_generator(0)
-    for logits in (LOGITS, LOGITS.flip(0), torch.tensor([0.0, 2.0, -1.0, 1.0])):
-        argmax = int(torch.argmax(logits))
+    for logits in (LOGITS, LOGITS.flip(0), torch.tensor([0.0, 2.0, 2.0, 1.0]), torch.zeros(7)):
+        argmax = int(torch.argmax(logits))  # the lowest id among the maxima
         assert {sample_next(logits, top_p=top_p, generator=g) for _ in range(20)} == {argmax}
 
 
@@ -113,11 +114,80 @@ def test_top_p_matches_a_brute_force_nucleus_on_large_and_flat_vocabularies(voca
     for scale in (0.1, 1.0, 5.0):  # from nearly flat (wide nucleus) to peaked
         logits = torch.randn(vocab, generator=g) * scale
         probs = torch.softmax(logits.double(), -1)
-        order = torch.argsort(probs, descending=True)
+        order = torch.argsort(probs, descending=True, stable=True)
         size = int((probs[order].cumsum(0) < top_p - 1e-6).sum()) + 1  # smallest prefix reaching top_p
         expected = torch.zeros(vocab, dtype=torch.bool)
         expected[order[:size]] = True
         assert torch.equal(torch.isfinite(filter_logits(logits, top_p=top_p)), expected)
+
+
+def reference_ranking(values: list[float]) -> list[int]:
+    """Ids by (value descending, id ascending): the order both top-k and top-p cut."""
+    return sorted(range(len(values)), key=lambda i: (-values[i], i))
+
+
+def reference_nucleus(probs: list[float], top_p: float) -> set[int]:
+    """The smallest prefix of the ranking whose mass reaches top_p (within 1e-6), at least one id."""
+    kept, mass = set(), 0.0
+    for i in reference_ranking(probs):
+        kept.add(i)
+        mass += probs[i]
+        if mass >= top_p - 1e-6:
+            break
+    return kept
+
+
+def tie_heavy_logits(rng: random.Random, vocab: int) -> torch.Tensor:
+    """(vocab,) logits drawn from a few levels, so that many tokens have exactly equal probabilities."""
+    levels = rng.sample([float("-inf"), -8.0, -1.0, 0.0, 0.5, 3.0], rng.randint(1, 4))
+    logits = [rng.choice(levels) for _ in range(vocab)]
+    logits[rng.randrange(vocab)] = 0.0  # at least one token is possible
+    return torch.tensor(logits)
+
+
+def shuffled_topk(generator: torch.Generator):
+    """A `torch.topk` that returns equal values in a random order, and a random subset of them at the cut."""
+
+    def topk(values, k):
+        perm = torch.randperm(values.numel(), generator=generator)  # (V,)
+        top, idx = torch.sort(values[perm], descending=True, stable=True)  # ties now in a random order
+        return torch.return_types.topk((top[:k], perm[idx[:k]]))
+
+    return topk
+
+
+TOP_PS = [1e-9, 1e-7, 1e-6, 0.1, 0.25, 0.5, 0.75, 0.9, 0.999999, 1.0]
+
+
+@pytest.mark.parametrize("topk", ["torch", "shuffled"])
+@pytest.mark.parametrize("vocabs", [range(1, 13), [100, 200]], ids=["V<=12", "V>64"])
+def test_top_k_and_top_p_match_a_brute_force_ranking_on_ties(topk, vocabs, monkeypatch):
+    # the shuffled topk shows that ties are decided by id, not by the order topk happens to return them in
+    if topk == "shuffled":
+        monkeypatch.setattr(torch, "topk", shuffled_topk(torch.Generator().manual_seed(1)))
+    rng = random.Random(0)
+    for _ in range(300 // len(vocabs)):
+        logits = tie_heavy_logits(rng, rng.choice(vocabs))
+        vocab, finite = logits.numel(), torch.isfinite(logits)
+        ranking, probs = reference_ranking(logits.tolist()), torch.softmax(logits.double(), -1).tolist()
+        for k in {1, 2, vocab // 2 + 1, max(vocab - 1, 1), vocab}:
+            expected = torch.tensor([i in ranking[:k] for i in range(vocab)]) & finite
+            assert torch.equal(torch.isfinite(filter_logits(logits, top_k=k)), expected), (logits, k)
+        for top_p in TOP_PS:
+            nucleus = range(vocab) if top_p == 1 else reference_nucleus(probs, top_p)  # top_p=1: no filter
+            expected = torch.tensor([i in nucleus for i in range(vocab)]) & finite
+            assert torch.equal(torch.isfinite(filter_logits(logits, top_p=top_p)), expected), (logits, top_p)
+
+
+def test_a_tie_group_cut_at_the_edge_of_the_first_topk_window_is_split_by_id(monkeypatch):
+    # 40 likely tokens, then 100 equal ones scattered among them; top_p=0.6 needs 17 of the 100,
+    # so the cut falls inside the group the first 64-token window only partly holds
+    monkeypatch.setattr(torch, "topk", shuffled_topk(torch.Generator().manual_seed(0)))
+    logits = torch.tensor([2.0] * 40 + [1.0] * 100)[torch.randperm(140, generator=torch.Generator().manual_seed(0))]
+    kept = torch.isfinite(filter_logits(logits, top_p=0.6))
+    tied = (logits == 1.0).nonzero()[:, 0]  # ascending ids
+    assert kept[logits == 2.0].all() and kept.sum() == 57
+    assert kept[tied].tolist() == [True] * 17 + [False] * 83  # the 17 lowest ids of the group
 
 
 def test_top_p_applies_after_temperature_and_top_k():
