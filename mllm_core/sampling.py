@@ -261,18 +261,3 @@ def added_text(decode, ids: list[int], window: int = 8) -> str:
     # a trailing U+FFFD is an incomplete UTF-8 character: hold it back until it completes
     before, after = decode(tail[:-1]).rstrip("\ufffd"), decode(tail).rstrip("\ufffd")
     return after[len(os.path.commonprefix([before, after])) :]
-
-
-def top_tokens(probs: torch.Tensor, decode, k: int = 10) -> list[tuple[str, float]]:
-    """The `k` most likely tokens of a (V,) distribution as (text, probability), most likely first.
-
-    `decode` maps a list of ids to text (a model's or tokenizer's `decode`); zero-probability
-    tokens are left out.
-
-    >>> top_tokens(torch.tensor([0.25, 0.5, 0.25, 0.0]), lambda ids: "abcd"[ids[0]], k=5)
-    [('b', 0.5), ('a', 0.25), ('c', 0.25)]
-    """
-    probs = torch.as_tensor(probs).reshape(-1)
-    values, indices = torch.sort(probs, descending=True, stable=True)  # ties: lower id first
-    values, indices = values[:k], indices[:k]
-    return [(decode([int(i)]), float(v)) for v, i in zip(values, indices, strict=True) if v > 0]

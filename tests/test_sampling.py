@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mllm_core.lm import TorchTextLM, check_prompt, toy_char_lm, unknown_pieces
-from mllm_core.sampling import added_text, filter_logits, generate, make_generator, sample_next, top_tokens
+from mllm_core.sampling import added_text, filter_logits, generate, make_generator, sample_next
 from mllm_core.tokenizers import CharTokenizer
 
 PROBS = torch.tensor([0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
@@ -322,14 +322,6 @@ def test_unknown_characters_are_named():
     assert unknown_pieces(lm, "a?b!c?") == ["?", "!"]
     with pytest.raises(ValueError, match=r"characters uniform never saw in training: '\?', '!'"):
         check_prompt(lm, "a?b!")
-
-
-def test_top_tokens_lists_the_most_likely_first():
-    assert top_tokens(PROBS, lambda ids: "uvwxyz"[ids[0]], k=3) == [
-        ("u", pytest.approx(0.4)),
-        ("v", pytest.approx(0.25)),
-        ("w", pytest.approx(0.15)),
-    ]
 
 
 def test_word_level_generation_keeps_the_spaces_between_words():
