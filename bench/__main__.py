@@ -1,8 +1,9 @@
-"""python -m bench [--quick] [--json PATH] [--only NAME ...]"""
+"""python -m bench [--quick] [--device cpu|cuda|mps] [--json PATH] [--only NAME ...]"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -14,6 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller inputs, for a smoke run")
     parser.add_argument("--json", metavar="PATH", help="write {name: {value, unit, peer, peer_value, ratio}}")
+    parser.add_argument(
+        "--device", default="cpu", help="where the benchmarks that train a neural model run (cpu, cuda, mps)"
+    )
     parser.add_argument("--only", nargs="*", metavar="NAME", help="run only these benchmarks")
     args = parser.parse_args(argv)
 
@@ -25,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in names:
         t0 = time.perf_counter()
-        result = benches[name](args.quick)
+        bench = benches[name]
+        device = {"device": args.device} if "device" in inspect.signature(bench).parameters else {}
+        result = bench(args.quick, **device)
         results[name] = result.to_dict()
         ratio = f"{result.ratio:.3g}x" if result.ratio is not None else "-"
         peer = f"{result.peer_value:.4g} ({result.peer})" if result.peer_value is not None else "-"

@@ -21,16 +21,18 @@ import torch
 
 from bench.registry import Result, benchmark
 from mllm_core import corpora, training
-from mllm_core.transformer import GPT, GPTConfig, GPTTrainConfig, build_tokenizer, encode_corpus, get_batch, gpt_target
+from mllm_core.lm_train import autocast, encode_split, get_batch
+from mllm_core.transformer import GPT, GPTConfig, GPTTrainConfig, build_tokenizer, gpt_target
 
 BENCH_MODEL = GPTConfig(block_size=64, n_layer=4, n_head=4, n_embd=128)  # the issue's comparison model
 WARM_STEPS = 3  # steps excluded from both timings (first-call allocations, lazy imports)
 
 
-def _plain_loop(train_ids: torch.Tensor, config: GPTConfig, train: GPTTrainConfig) -> float:
+def _plain_loop(train_ids: torch.Tensor, config: GPTConfig, train: GPTTrainConfig, device: str) -> float:
     """Seconds for steps WARM_STEPS+1 .. train.steps of a bare loop, as in nanoGPT's train.py."""
     torch.manual_seed(train.seed)
-    model = GPT(config)
+    model = GPT(config).to(device)
+    train_ids = train_ids.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     gen = torch.Generator().manual_seed(train.seed)
     t0 = time.perf_counter()
@@ -38,7 +40,8 @@ def _plain_loop(train_ids: torch.Tensor, config: GPTConfig, train: GPTTrainConfi
         if step == WARM_STEPS + 1:
             t0 = time.perf_counter()
         x, y = get_batch(train_ids, train.batch_size, config.block_size, gen)
-        _, loss = model(x, y)
+        with autocast(device):
+            _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
@@ -47,9 +50,9 @@ def _plain_loop(train_ids: torch.Tensor, config: GPTConfig, train: GPTTrainConfi
     return time.perf_counter() - t0
 
 
-def _job(text: str, config: GPTConfig, train: GPTTrainConfig) -> float:
+def _job(text: str, config: GPTConfig, train: GPTTrainConfig, device: str) -> float:
     """Seconds from the job's report of step WARM_STEPS to the end of its thread (final checkpoint included)."""
-    job = training.TrainingJob(gpt_target(text, config, train), name="bench-transformer").start()
+    job = training.TrainingJob(gpt_target(text, config, train), name="bench-transformer", device=device).start()
     try:
         while job.snapshot().step < WARM_STEPS or "loss" not in job.snapshot().history:
             if job.snapshot().finished:
@@ -63,24 +66,25 @@ def _job(text: str, config: GPTConfig, train: GPTTrainConfig) -> float:
 
 
 @benchmark("transformer_trainer")
-def transformer_trainer(quick: bool) -> Result:
+def transformer_trainer(quick: bool, device: str = "cpu") -> Result:
     threads = training.configure_torch_threads()
+    device = training.resolve_device(device)
     text = corpora.load(corpora.DEFAULT).text
     steps = 12 if quick else 100
     train = GPTTrainConfig(batch_size=32, steps=steps, max_chars=200_000 if quick else 1_000_000)
     text = text[: train.max_chars]
     tokenizer = build_tokenizer(text, train)
     config = GPTConfig(**{**BENCH_MODEL.__dict__, "vocab_size": tokenizer.vocab_size})
-    train_ids, _ = encode_corpus(text, tokenizer, train.val_fraction)
+    train_ids = encode_split(text, tokenizer, train.val_fraction, config.block_size).train
     tokens = (steps - WARM_STEPS) * train.batch_size * config.block_size
     plain, ours = float("inf"), float("inf")
     for _ in range(1 if quick else 3):  # alternate, keep the best of each (the host is noisy)
         # the plain loop runs in a worker thread too, as TrainingJob runs its loop: on an
         # oversubscribed host torch ran it 4-8x slower in the main thread than in a worker
         plain = min(
-            plain, training.run_sync(lambda ctx: _plain_loop(train_ids, config, train), name="bench-plain-loop")
+            plain, training.run_sync(lambda ctx: _plain_loop(train_ids, config, train, device), name="bench-plain-loop")
         )
-        ours = min(ours, _job(text, config, train))
+        ours = min(ours, _job(text, config, train, device))
     return Result(
         value=tokens / ours,
         unit="tokens/s",
@@ -90,7 +94,9 @@ def transformer_trainer(quick: bool) -> Result:
         notes=(
             f"{config.n_layer} layers, {config.n_head} heads, {config.n_embd} dims, block {config.block_size}, "
             f"batch {train.batch_size}, char tokens (V={config.vocab_size}), {steps} steps, eval every "
-            f"{train.eval_every} ({train.eval_batches} batches), {threads} torch threads, both in worker threads"
+            f"{train.eval_every} ({train.eval_batches} batches), "
+            + (training.describe_device(device) if device != "cpu" else f"{threads} torch threads")
+            + ", both in worker threads"
         ),
     )
 

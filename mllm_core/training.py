@@ -186,6 +186,32 @@ class TrainContext:
             self._job._artifacts.update(artifacts)
 
 
+class NullContext:
+    """The context of a loop run without a job (a script, a notebook): never paused or stopped,
+    its reports go nowhere. Training functions take `ctx=None` to mean this one."""
+
+    def __init__(self, device: str = "auto"):
+        self.device = resolve_device(device)
+
+    def should_stop(self) -> bool:
+        return False
+
+    def wait_if_paused(self) -> None:
+        pass
+
+    def check(self) -> None:
+        pass
+
+    def set_total(self, total_steps: int) -> None:
+        pass
+
+    def report(self, step: int | None = None, **metrics: float) -> None:
+        pass
+
+    def publish(self, **artifacts: Any) -> None:
+        pass
+
+
 # ---------------------------------------------------------------------------------------------
 # The job
 
@@ -276,6 +302,15 @@ class TrainingJob:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
         return not self._thread.is_alive()
+
+    def latest(self, artifact: str = "model") -> Any:
+        """The model of the job as readers should see it, in one rule for every lab: the result
+        once the job is done, before that (queued, training, stopped early, failed) the latest
+        `artifact` it published, or None."""
+        with self._lock:
+            if self._state == DONE and self.result is not None:
+                return self.result
+            return self._artifacts.get(artifact)
 
     @property
     def alive(self) -> bool:
@@ -370,13 +405,6 @@ class JobManager:
         self._shared: dict[Hashable, TrainingJob] = {}
         self._exit_hook_installed = False
 
-    def set_max_running(self, n: int) -> None:
-        if n < 1:
-            raise ValueError("max_running must be at least 1")
-        with self._cond:
-            self.max_running = n
-            self._cond.notify_all()
-
     @property
     def running(self) -> int:
         with self._cond:
@@ -467,6 +495,14 @@ def shared_job(key: Hashable, make_target: Callable[[], Callable[[TrainContext],
     return MANAGER.shared_job(key, make_target, **kwargs)
 
 
+WARM_UP = "warm-up"  # the name of the job `warm_up` starts
+
+
+def warm_up() -> TrainingJob:
+    """Once per process (at app start): pay torch's lazy start-up costs in a background job."""
+    return shared_job(WARM_UP, lambda: lambda ctx: warm_up_torch(), name=WARM_UP)
+
+
 def run_sync(target: Callable[[TrainContext], Any], **kwargs) -> Any:
     """Run a training loop in the calling thread's stead and return its result (for scripts).
 
@@ -495,6 +531,7 @@ __all__ = [
     "JobManager",
     "JobSnapshot",
     "JobStopped",
+    "NullContext",
     "TrainContext",
     "TrainingJob",
     "configure_torch_threads",
@@ -502,5 +539,6 @@ __all__ = [
     "resolve_device",
     "run_sync",
     "shared_job",
+    "warm_up",
     "warm_up_torch",
 ]

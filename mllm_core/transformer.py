@@ -26,6 +26,8 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from mllm_core.lm import TorchTextLM
+from mllm_core.lm_train import TrainConfig, encode_split, fit
+from mllm_core.training import NullContext
 
 POS_ENCODINGS = ("learned", "sinusoidal")
 
@@ -259,30 +261,22 @@ class GPT(nn.Module):
 
 
 @dataclass(frozen=True)
-class GPTTrainConfig:
+class GPTTrainConfig(TrainConfig):
+    """`lm_train.TrainConfig` (steps, batch, lr, checkpoints) plus the tokens and the probe sentence."""
+
+    steps: int = 1000  # ~1 minute for the default GPTConfig on 1-2 CPU threads
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    eval_every: int = 50  # steps between validation loss, attention checkpoint and model snapshot
     tokenizer: str = "char"  # "char" (one token per character) or "bpe" (learned subwords)
     bpe_vocab_size: int = 512  # merges + 256 bytes when tokenizer == "bpe"
-    batch_size: int = 32  # sequences per step
-    lr: float = 3e-3  # AdamW learning rate; small models like it high
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
-    grad_clip: float = 1.0  # clip the gradient norm (0 = off)
-    steps: int = 1000  # ~1 minute for the default GPTConfig on 1-2 CPU threads
-    eval_every: int = 50  # steps between validation loss, attention checkpoint and model snapshot
-    eval_batches: int = 2  # fixed validation batches per evaluation: the same ones every time, so cheap and comparable
-    val_fraction: float = 0.1  # share of the corpus lines held out for val_loss
     max_chars: int | None = 1_000_000  # use at most this many characters (None = all); 1M is plenty for 1000 steps
     bpe_train_chars: int = 200_000  # the BPE merges are learned on this many characters
     probe: str = "the cat sat on the mat because it was tired"  # sentence whose attention is kept at checkpoints
-    seed: int = 0  # model init and batch order
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.tokenizer not in ("char", "bpe"):
             raise ValueError(f"tokenizer must be 'char' or 'bpe', not {self.tokenizer!r}")
-        for name in ("batch_size", "steps", "eval_every", "eval_batches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if not self.lr > 0:
-            raise ValueError("lr must be > 0")
 
 
 @dataclass(frozen=True)
@@ -304,39 +298,6 @@ def build_tokenizer(text: str, train: GPTTrainConfig):
     from mllm_core.tokenizers import BPETokenizer
 
     return BPETokenizer().train(text[: train.bpe_train_chars], vocab_size=train.bpe_vocab_size)
-
-
-def encode_corpus(text: str, tokenizer, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split `text` by lines into train / validation and encode both: two 1-D int64 tensors.
-
-    With a single line (no split possible) the last `val_fraction` of the tokens is held out.
-    """
-    from mllm_core.corpora import train_val_split
-
-    train_text, val_text = train_val_split(text, val_fraction) if "\n" in text.strip() else (text, "")
-    train_ids = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
-    val_ids = torch.tensor(tokenizer.encode(val_text), dtype=torch.long) if val_text else train_ids[:0]
-    if len(val_ids) == 0:
-        cut = int(len(train_ids) * (1 - val_fraction))
-        train_ids, val_ids = train_ids[:cut], train_ids[cut:]
-    return train_ids, val_ids
-
-
-def get_batch(
-    data: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random windows of `data`: x (B, T) and y (B, T) = x shifted one token to the left.
-
-    >>> x, y = get_batch(torch.arange(10), 2, 3, torch.Generator().manual_seed(0))
-    >>> bool((y == x + 1).all()), tuple(x.shape)
-    (True, (2, 3))
-    """
-    if len(data) < block_size + 1:
-        raise ValueError(f"the text has {len(data)} tokens, fewer than block_size + 1 = {block_size + 1}")
-    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)  # (B,)
-    offsets = starts[:, None] + torch.arange(block_size + 1)  # (B, T+1)
-    window = data[offsets]  # (B, T+1)
-    return window[:, :-1], window[:, 1:]
 
 
 def probe_ids(tokenizer, text: str, block_size: int) -> list[int]:
@@ -363,21 +324,6 @@ def probe_ids(tokenizer, text: str, block_size: int) -> list[int]:
     return ids
 
 
-@torch.no_grad()
-def estimate_loss(model: GPT, data: torch.Tensor, batch_size: int, n_batches: int, seed: int = 1234) -> float:
-    """Mean loss over `n_batches` fixed (seeded) batches, in eval mode."""
-    gen = torch.Generator().manual_seed(seed)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    losses = []
-    for _ in range(n_batches):
-        x, y = get_batch(data, batch_size, model.config.block_size, gen)
-        losses.append(model(x.to(device), y.to(device))[1].item())
-    model.train(was_training)
-    return sum(losses) / len(losses)
-
-
 def train_gpt(
     text: str,
     config: GPTConfig | None = None,
@@ -386,14 +332,12 @@ def train_gpt(
     callback: Callable[[int, float], None] | None = None,
     name: str | None = None,
 ) -> TorchTextLM:
-    """Train a GPT on `text` and return it as a `TorchTextLM`; usable with or without a job.
+    """Train a GPT on `text` with `lm_train.fit` and return it as a `TorchTextLM`; with or without a job.
 
-    With a `TrainingJob` context, every step calls `ctx.check()` and reports `loss`; every
-    `eval_every` steps it reports `val_loss` and publishes `checkpoints` (a list of
-    `AttentionCheckpoint` for `train.probe`), `model` (a snapshot `TorchTextLM`, a copy made at the
-    checkpoint so readers never race the optimizer), `probe_tokens` and `num_params`.
-    `callback(step, loss)` is called every step for plain use. `config.vocab_size` is replaced by
-    the tokenizer's.
+    At every checkpoint it publishes `checkpoints` (a list of `AttentionCheckpoint` for
+    `train.probe`), `model` (a snapshot `TorchTextLM`, a copy, so readers never race the
+    optimizer); at the start `probe_tokens`, `num_params` and `config`. `callback(step, loss)`
+    is called every step for plain use. `config.vocab_size` is replaced by the tokenizer's.
     """
     config = config or GPTConfig()
     train = train or GPTTrainConfig()
@@ -401,56 +345,29 @@ def train_gpt(
         text = text[: train.max_chars]
     if not text.strip():
         raise ValueError("the corpus is empty")
-    device = ctx.device if ctx is not None else "cpu"
+    ctx = ctx if ctx is not None else NullContext()
     torch.manual_seed(train.seed)
     tokenizer = build_tokenizer(text, train)
     config = replace(config, vocab_size=tokenizer.vocab_size)
-    train_ids, val_ids = encode_corpus(text, tokenizer, train.val_fraction)
-    if len(val_ids) < config.block_size + 1:
-        val_ids = train_ids  # a tiny corpus: evaluate on the training text rather than fail
-    get_batch(train_ids, 1, config.block_size, torch.Generator())  # raises a clear error on a short text
+    data = encode_split(text, tokenizer, train.val_fraction, config.block_size)
     probe = tokenizer.encode(train.probe)[: config.block_size] or [0]
-    probe_idx = torch.tensor([probe], dtype=torch.long, device=device)  # (1, T)
+    probe_idx = torch.tensor([probe], dtype=torch.long)  # (1, T)
     label = name or f"GPT ({train.tokenizer}, {config.n_layer}x{config.n_head}x{config.n_embd})"
-
-    model = GPT(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-    gen = torch.Generator().manual_seed(train.seed)
+    model = GPT(config)
     checkpoints: list[AttentionCheckpoint] = []
+    ctx.publish(num_params=model.num_params(), probe_tokens=[tokenizer.decode([i]) for i in probe], config=config)
 
-    def checkpoint(step: int, loss: float) -> None:
-        val = estimate_loss(model, val_ids, train.batch_size, train.eval_batches)
-        maps = model.attention_maps(probe_idx)[:, 0]  # (n_layer, nh, T, T)
-        checkpoints.append(AttentionCheckpoint(step, loss, val, maps))
-        if ctx is not None:
-            ctx.report(step=step, val_loss=val)
-            snapshot = TorchTextLM(label, copy.deepcopy(model).eval(), tokenizer, block_size=config.block_size)
-            ctx.publish(checkpoints=list(checkpoints), model=snapshot)
-
-    if ctx is not None:
-        ctx.set_total(train.steps)
-        ctx.publish(num_params=model.num_params(), probe_tokens=[tokenizer.decode([i]) for i in probe], config=config)
-    loss = estimate_loss(model, train_ids, train.batch_size, 1)
-    checkpoint(0, loss)
-    model.train()
-    for step in range(1, train.steps + 1):
-        if ctx is not None:
-            ctx.check()
-        x, y = get_batch(train_ids, train.batch_size, config.block_size, gen)
-        _, loss_t = model(x.to(device), y.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss_t.backward()
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
-        optimizer.step()
-        loss = loss_t.item()
-        if ctx is not None:
-            ctx.report(step=step, loss=loss)
-        if callback is not None:
+    def on_step(step: int, loss: float, val_loss: float | None) -> None:
+        if callback is not None and step > 0:
             callback(step, loss)
-        if step % train.eval_every == 0 or step == train.steps:
-            checkpoint(step, loss)
-    model.eval()
+        if val_loss is None:
+            return
+        maps = model.attention_maps(probe_idx)[:, 0]  # (n_layer, nh, T, T)
+        checkpoints.append(AttentionCheckpoint(step, loss, val_loss, maps))
+        snapshot = TorchTextLM(label, copy.deepcopy(model).eval(), tokenizer, block_size=config.block_size)
+        ctx.publish(checkpoints=list(checkpoints), model=snapshot)
+
+    fit(model, data, config.block_size, train, ctx, on_step)
     return TorchTextLM(label, model, tokenizer, block_size=config.block_size)
 
 
@@ -479,8 +396,6 @@ __all__ = [
     "AttentionCheckpoint",
     "GPTConfig",
     "GPTTrainConfig",
-    "estimate_loss",
-    "get_batch",
     "gpt_target",
     "position_similarity",
     "probe_ids",

@@ -13,6 +13,7 @@ Set `MLLM_ZOO_TINY=1` for toy sizes that train in seconds (tests, CI).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -47,9 +48,14 @@ class ZooConfig:
     tiny: bool = False  # toy model sizes that train in seconds (tests)
 
 
+def tiny() -> bool:
+    """True when the environment sets MLLM_ZOO_TINY=1: every default trains at toy size (tests, CI)."""
+    return os.environ.get("MLLM_ZOO_TINY", "") not in ("", "0")
+
+
 def default_config() -> ZooConfig:
-    """The shared defaults, or toy ones when the environment sets MLLM_ZOO_TINY=1."""
-    if os.environ.get("MLLM_ZOO_TINY", "") not in ("", "0"):
+    """The shared defaults, or toy ones under `tiny()`."""
+    if tiny():
         return ZooConfig(train_chars=20_000, eval_chars=2_000, tiny=True)
     return ZooConfig()
 
@@ -103,19 +109,11 @@ def _baseline_trainer(text: str, config: ZooConfig):
     return target
 
 
-def _char_lstm_module():
-    """The module defining `CharLSTMConfig` and `char_lstm_target` (`rnn`, or its sibling `char_lstm`)."""
-    from mllm_core import rnn
-
-    if hasattr(rnn, "char_lstm_target"):
-        return rnn
-    from mllm_core import char_lstm
-
-    return char_lstm
-
-
 def _lstm_trainer(text: str, config: ZooConfig):
-    inner = _char_lstm_module().char_lstm_target(text, lstm_config(config))
+    from mllm_core.char_lstm import char_lstm_target
+
+    model, train = lstm_configs(config)
+    inner = char_lstm_target(text, model, train, name=LSTM_NAME)
     return lambda ctx: {LSTM_NAME: inner(ctx)}
 
 
@@ -127,16 +125,15 @@ def _gpt_trainer(text: str, config: ZooConfig):
     return lambda ctx: {GPT_NAME: inner(ctx)}
 
 
-def lstm_config(config: ZooConfig) -> Any:
-    """The default char-LSTM's `CharLSTMConfig`."""
-    CharLSTMConfig = _char_lstm_module().CharLSTMConfig  # noqa: N806 - a class
+def lstm_configs(config: ZooConfig) -> tuple[Any, Any]:
+    """The default char-LSTM's (`CharLSTMConfig`, `CharLSTMTrainConfig`)."""
+    from mllm_core.char_lstm import CharLSTMConfig, CharLSTMTrainConfig
 
     if config.tiny:
-        return CharLSTMConfig(
-            name=LSTM_NAME, block_size=16, n_embd=8, hidden_size=16, batch_size=8, max_steps=20,
-            eval_every=10, sample_every=10, sample_len=20, max_chars=None,
-        )  # fmt: skip
-    return CharLSTMConfig(name=LSTM_NAME, max_chars=None, max_steps=1000)
+        return CharLSTMConfig(block_size=16, n_embd=8, hidden_size=16), CharLSTMTrainConfig(
+            batch_size=8, steps=20, eval_every=10, sample_every=10, sample_len=20, max_chars=None
+        )
+    return CharLSTMConfig(), CharLSTMTrainConfig(max_chars=None, steps=1000)
 
 
 def gpt_configs(config: ZooConfig) -> tuple[Any, Any]:
@@ -204,11 +201,66 @@ def default_jobs(config: ZooConfig | None = None, names: tuple[str, ...] = NAMES
 
 def current_model(job: training.TrainingJob, name: str) -> TextLM | None:
     """Default `name` from its job: trained, else the latest snapshot the job published, else None."""
-    snap = job.snapshot()
-    models = job.result if snap.state == training.DONE and job.result else snap.artifacts.get("models", {})
+    models = job.latest("models") or {}
     if name in models:
         return models[name]
-    return snap.artifacts.get("model") if _GROUP_OF.get(name) in ("char-LSTM", "transformer") else None
+    return job.snapshot().artifacts.get("model") if _GROUP_OF.get(name) in ("char-LSTM", "transformer") else None
+
+
+# ---------------------------------------------------------------------------------------------
+# The labs' class-wide defaults: what a page shows before its visitor trains anything
+
+ATTENTION_NAME = "GPT default (wikipedia-sample, char)"
+EMBEDDINGS_NAME = "word2vec default (wikipedia-sample, CBOW)"
+COUNTER_NAME = "counting RNN default"
+
+
+def attention_configs() -> tuple[Any, Any]:
+    """The Attention lab default's (`GPTConfig`, `GPTTrainConfig`): the engine's, or 60 steps under `tiny()`."""
+    from mllm_core.transformer import GPTConfig, GPTTrainConfig
+
+    if tiny():
+        return GPTConfig(), GPTTrainConfig(steps=60, eval_every=20, max_chars=100_000)
+    return GPTConfig(), GPTTrainConfig()
+
+
+def attention_job() -> training.TrainingJob:
+    """The Attention lab's default GPT on the default corpus (char tokens), trained once per process."""
+    from mllm_core.transformer import gpt_target
+
+    config, train = attention_configs()
+
+    def make_target():
+        return gpt_target(corpora.load(corpora.DEFAULT).text, config, train, name=ATTENTION_NAME)
+
+    return training.shared_job(("attention", config, train), make_target, name="attention-default")
+
+
+def embeddings_budget() -> dict[str, float]:
+    """`Word2Vec.fit`'s budget for the Embeddings default: 30 s of training, or 3 epochs under `tiny()`."""
+    return {"epochs": 3} if tiny() else {"max_seconds": 30.0}
+
+
+def embeddings_job() -> training.TrainingJob:
+    """The Embeddings lab's default word2vec (default settings, default corpus), trained once per process."""
+    from mllm_core.word2vec import Word2VecConfig, training_target
+
+    config, budget = Word2VecConfig(), embeddings_budget()
+
+    def make_target():
+        return training_target(config, corpora.load(corpora.DEFAULT).text, **budget)
+
+    key = ("word2vec", config, corpora.DEFAULT, tuple(sorted(budget.items())))
+    return training.shared_job(key, make_target, name="embeddings-default")
+
+
+def counter_job() -> training.TrainingJob:
+    """The RNN lab's default counter (the seed's setting: V = 128, L = 6), trained once per process."""
+    from mllm_core.rnn import CountingConfig, counting_target
+
+    config = CountingConfig()
+    key = ("counter", dataclasses.astuple(config))  # the config is a mutable (unhashable) dataclass
+    return training.shared_job(key, lambda: counting_target(config), name="counter-default")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mllm_core import char_lstm, rnn
+from mllm_core import char_lstm, rnn, training, zoo
 from ui import rnn as ui
 from ui.common import corpus_picker, guard, live, loss_chart, page_header, register_model, training_controls
 
@@ -32,28 +32,32 @@ with tab_count:
     )
     job = training_controls("rnn_count", lambda: rnn.counting_target(config), label="Train counter")
     live(job, lambda snap: st.plotly_chart(ui.counting_chart(snap), key="rnn_count_chart"))
-    snap, model = (job.snapshot(), None) if job else (None, None)
-    if snap is not None:
-        model = job.result if snap.state == "done" else snap.artifacts.get("model")  # latest epoch while training
-    if model is None:
-        model = ui.default_counter()
-        st.caption("Querying the default counter (V = 128, L = 6), trained once per server; train your own above.")
-    else:
+    model = job.latest() if job else None  # your counter, at its latest epoch while it trains
+    if model is not None:
         st.caption(f"Querying your {ui.NAMES[model.cell_name]} (V = {model.vocab_size}).")
+    else:
+        default = zoo.counter_job()
+        if default.snapshot().state == training.DONE:
+            model = default.latest()
+            st.caption("Querying the default counter (V = 128, L = 6), trained once per server; train your own above.")
+        else:
+            st.caption("The default counter (V = 128, L = 6) is training once for the whole class; it answers soon.")
+            live(default, lambda snap: None)
     text = st.text_input(
         "Type a sequence of numbers", "7 8 9 10", key="rnn_seq", bind="query-params",
         help="Any length: shorter or longer than the training length.",
     )  # fmt: skip
-    with guard("Predicting"):
-        sequence = rnn.parse_sequence(text)
-        probs = rnn.next_distribution(model, sequence)
-        nxt = int(probs.argmax())
-        m1, m2 = st.columns([1, 3])
-        m1.metric("Predicted next number", nxt, help="argmax of p(next number)")
-        m1.metric("Its probability", f"{float(probs[nxt]):.1%}")
-        m2.plotly_chart(ui.probability_chart(probs), key="rnn_probs")
-        st.plotly_chart(ui.hidden_heatmap(rnn.hidden_states(model, sequence), sequence), key="rnn_hidden")
-        st.caption("Each column is the whole memory of the network after reading that number.")
+    if model is not None:
+        with guard("Predicting"):
+            sequence = rnn.parse_sequence(text)
+            probs = rnn.next_distribution(model, sequence)
+            nxt = int(probs.argmax())
+            m1, m2 = st.columns([1, 3])
+            m1.metric("Predicted next number", nxt, help="argmax of p(next number)")
+            m1.metric("Its probability", f"{float(probs[nxt]):.1%}")
+            m2.plotly_chart(ui.probability_chart(probs), key="rnn_probs")
+            st.plotly_chart(ui.hidden_heatmap(rnn.hidden_states(model, sequence), sequence), key="rnn_hidden")
+            st.caption("Each column is the whole memory of the network after reading that number.")
 
 with tab_length:
     st.markdown(
@@ -141,18 +145,17 @@ with tab_lstm:
     max_steps = c2.number_input("Training steps", 20, 20_000, 2000, 100, key="rnn_lsteps", bind="query-params")
     every = c3.number_input("Sample every N steps", 10, 5000, 250, 50, key="rnn_levery", bind="query-params")
     name = f"char-LSTM · {corpus.name if corpus else 'text'} (RNN lab, {hidden})"
-    lstm_config = char_lstm.CharLSTMConfig(
-        name=name, hidden_size=int(hidden), max_steps=int(max_steps), sample_every=int(every)
-    )
+    lstm_model = char_lstm.CharLSTMConfig(hidden_size=int(hidden))
+    lstm_train = char_lstm.CharLSTMTrainConfig(steps=int(max_steps), sample_every=int(every))
     job = training_controls(
-        "rnn_lstm", lambda: char_lstm.char_lstm_target(corpus.text, lstm_config), label="Train char-LSTM",
+        "rnn_lstm", lambda: char_lstm.char_lstm_target(corpus.text, lstm_model, lstm_train, name), label="Train char-LSTM",
         disabled=corpus is None,
     )  # fmt: skip
 
     def lstm_view(snap):
         st.plotly_chart(loss_chart(snap, ("loss", "val_loss"), "Char-LSTM loss (nats/char)"), key="rnn_lstm_loss")
         if snap.artifacts.get("sample"):
-            st.markdown(f"**Sample at step {snap.step:,}** (temperature {lstm_config.temperature}):")
+            st.markdown(f"**Sample at step {snap.artifacts['sample_step']:,}** (temperature {lstm_train.temperature}):")
             st.code(snap.artifacts["sample"], language=None, wrap_lines=True)
 
     live(job, lstm_view)

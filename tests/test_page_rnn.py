@@ -9,7 +9,8 @@ from pagetest import opened as _opened
 from pagetest import run
 from streamlit.testing.v1 import AppTest
 
-from mllm_core import training
+from mllm_core import training, zoo
+from ui.common import MODELS_KEY
 
 PAGE = "pages/rnn.py"
 
@@ -39,7 +40,17 @@ def run_until(at: AppTest, done, timeout: float = 90) -> AppTest:
 
 @pytest.fixture(scope="module")
 def default_page() -> AppTest:
-    return opened()
+    """The page once the class-wide default counter has trained (it trains in the background)."""
+    return run_until(opened(), lambda at: "Predicted next number" in metrics(at), timeout=120)
+
+
+def test_the_default_counter_trains_in_the_background_without_blocking_the_page():
+    at = opened()  # the first visit on this server (only this page starts the default counter)
+    assert not errors(at), errors(at)
+    assert any("training once for the whole class" in c.value for c in at.caption)
+    assert "Predicted next number" not in metrics(at)
+    assert zoo.counter_job().join(120)
+    assert metrics(run(at))["Predicted next number"] == "11"
 
 
 def test_defaults_predict_11_after_7_8_9_10(default_page):
@@ -121,6 +132,6 @@ def test_char_lstm_trains_with_samples_and_is_offered_to_generation():
     run_until(at, lambda a: bool(a.success), timeout=120)
     name = "char-LSTM · lee-news (RNN lab, 64)"
     assert name in at.success[0].value
-    lm = at.session_state["_mllm_models"][name]
+    lm = at.session_state[MODELS_KEY][name]
     assert lm.decode(lm.encode("the news")) == "the news"
     assert at.code and any("Sample at step 20" in m.value for m in at.markdown)

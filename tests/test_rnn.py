@@ -203,15 +203,14 @@ def test_char_lstm_forward_is_the_family_interface():
 
 
 def test_char_lstm_learns_a_repetitive_text_and_publishes_samples():
-    config = char_lstm.CharLSTMConfig(
-        block_size=16, hidden_size=64, max_steps=150, eval_every=50, sample_every=75, sample_len=30
-    )
-    job = training.TrainingJob(char_lstm.char_lstm_target(TEXT, config)).start()
+    config = char_lstm.CharLSTMConfig(block_size=16, hidden_size=64)
+    train = char_lstm.CharLSTMTrainConfig(steps=150, eval_every=50, sample_every=75, sample_len=30)
+    job = training.TrainingJob(char_lstm.char_lstm_target(TEXT, config, train)).start()
     assert job.join(120)
     snap = job.snapshot()
     assert snap.state == "done", snap.error
     assert snap.history["loss"][-1][1] < 1.0 < snap.history["loss"][0][1]
-    assert len(snap.history["val_loss"]) == 3
+    assert [s for s, _ in snap.history["val_loss"]] == [0, 50, 100, 150]  # the untrained model, then every 50
     lm = job.result
     assert isinstance(lm, TorchTextLM) and isinstance(snap.artifacts["model"], TorchTextLM)
     assert len(snap.artifacts["sample"]) == 30  # "The " has a 'T' the text never uses: no prompt
@@ -221,7 +220,8 @@ def test_char_lstm_learns_a_repetitive_text_and_publishes_samples():
 
 
 def test_char_lstm_runs_without_a_job_and_rejects_unusable_text():
-    lm = char_lstm.char_lstm_target(TEXT, char_lstm.CharLSTMConfig(block_size=8, hidden_size=8, max_steps=2))()
+    small = char_lstm.CharLSTMConfig(block_size=8, hidden_size=8)
+    lm = char_lstm.char_lstm_target(TEXT, small, char_lstm.CharLSTMTrainConfig(steps=2))()
     assert isinstance(lm, TorchTextLM) and lm.next_logits([]).shape == (lm.vocab_size,)  # empty prompt: newline
     with pytest.raises(ValueError, match="empty"):
         char_lstm.char_lstm_target("   ")

@@ -14,7 +14,6 @@ from mllm_core.transformer import (
     GPT,
     GPTConfig,
     GPTTrainConfig,
-    get_batch,
     gpt_target,
     position_similarity,
     probe_ids,
@@ -209,15 +208,6 @@ def test_toy_example_rejects_an_empty_sentence():
 
 # ---------------------------------------------------------------------------------------------
 # Data and bad input
-
-
-def test_get_batch_targets_are_the_inputs_shifted_by_one():
-    data = torch.arange(100)
-    x, y = get_batch(data, 4, 8, torch.Generator().manual_seed(0))
-    assert x.shape == y.shape == (4, 8)
-    assert torch.equal(y[:, :-1], x[:, 1:])
-    with pytest.raises(ValueError, match="fewer than block_size"):
-        get_batch(torch.arange(5), 1, 8, torch.Generator())
 
 
 def test_probe_ids_explains_unknown_characters_and_overlong_text():

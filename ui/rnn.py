@@ -1,25 +1,17 @@
-"""Drawing helpers and caches of the RNN lab: the default counter, charts of curves, probabilities,
+"""Drawing helpers of the RNN lab: charts of curves, probabilities, hidden states and gradient norms.
 hidden states and gradient norms. `pages/rnn.py` reads widgets, calls `mllm_core.rnn` and draws these.
 """
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
-import streamlit as st
 import torch
 
-from mllm_core import rnn
 from mllm_core.training import JobSnapshot
 
 COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
 NAMES = {"rnn": "RNN (hand-written)", "lstm": "LSTM", "gru": "GRU"}
 LAYOUT = dict(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
-
-
-@st.cache_resource(show_spinner="Training the default counting RNN (once per server)…")
-def default_counter() -> rnn.SequenceModel:
-    """The seed's counting RNN with the default config, trained once per process for every session."""
-    return rnn.train_counting(rnn.CountingConfig())
 
 
 def counting_chart(snap: JobSnapshot) -> go.Figure:
