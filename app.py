@@ -9,7 +9,8 @@ import os
 
 import streamlit as st
 
-from ui.common import sidebar_status, warm_up
+from mllm_core import training
+from ui.common import sidebar_status
 from ui.pages import LABS
 
 # MLLM_LOG_LEVEL=INFO logs every job's start and end (the browser test reads them)
@@ -21,6 +22,6 @@ home = st.Page("pages/home.py", title="Home", icon=":material/home:", default=Tr
 labs = [st.Page(lab.path, title=lab.title, icon=lab.icon) for lab in LABS]
 page = st.navigation({"Start": [home], "Labs": labs})
 
-warm_up()
+training.warm_up()
 sidebar_status()
 page.run()

@@ -3,7 +3,7 @@
 import streamlit as st
 import torch
 
-from mllm_core import training
+from mllm_core import training, zoo
 from mllm_core import transformer as tf
 from mllm_core.attention import TOY_SENTENCE, toy_example
 from ui import attention as view
@@ -42,12 +42,12 @@ with train_tab:
         common.register_model(job.result.name, job.result)
         st.success(f"Trained. **{job.result.name}** is now available in the Generation lab.")
 
-    default = view.default_job()
+    default = zoo.attention_job()
     dsnap = default.snapshot()
-    if dsnap.state == training.DONE and default.result is not None:
-        common.register_model(view.DEFAULT_NAME, default.result)
+    if dsnap.state == training.DONE:
+        common.register_model(zoo.ATTENTION_NAME, default.latest())
     st.caption(
-        f"Class default model ({view.DEFAULT_NAME}): {dsnap.state}, step {dsnap.step:,}/{dsnap.total_steps or '?'}"
+        f"Class default model ({zoo.ATTENTION_NAME}): {dsnap.state}, step {dsnap.step:,}/{dsnap.total_steps or '?'}"
     )
 
 # ---- Which model the other tabs look at ----------------------------------------------------

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mllm_core import word2vec
+from mllm_core import word2vec, zoo
 from mllm_core.word2vec import UnknownWordError, Word2VecConfig
 from ui import embeddings as ui
 from ui.common import corpus_picker, get_job, guard, live, loss_chart, page_header, training_controls
@@ -66,7 +66,7 @@ with st.expander("Corpus and training settings", expanded=False):
 
 job = get_job("emb_train")
 if job is None:
-    job = ui.shared_default_job(Word2VecConfig())
+    job = zoo.embeddings_job()
     st.caption(
         f"Showing the **default model** (CBOW, 100 dimensions, wikipedia-sample, {ui.budget_text()}), trained "
         "once for everyone on this server. Change the settings above and press **Train** to train your own."
@@ -92,7 +92,7 @@ def render(snap) -> None:
     g1, g2 = st.columns(2)
     g1.plotly_chart(loss_chart(snap, ("loss",), "Loss per centre word", x_title="words seen"), key="emb_lossc")
     g2.plotly_chart(loss_chart(snap, ("wordsim", "simlex"), "Spearman ρ", x_title="words seen"), key="emb_rho")
-    model = ui.model_of(job, snap)
+    model = job.latest()
     if model is None:
         return
     left, right = st.columns(2)

@@ -9,14 +9,15 @@ import plotly.io as pio
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui import attention as view
+from mllm_core import zoo
+from ui.common import MODELS_KEY
 
 PAGE = "pages/attention.py"
 
 
 def wait_for_default_model(timeout: float = 60.0) -> None:
     """The class-wide default GPT publishes its first snapshot a few seconds after it starts."""
-    job = view.default_job()
+    job = zoo.attention_job()
     deadline = time.monotonic() + timeout
     while "model" not in job.snapshot().artifacts:
         assert job.snapshot().error is None, job.snapshot().error
@@ -125,14 +126,14 @@ def test_training_a_small_model_registers_it_for_generation(page):
         time.sleep(0.5)
         page.run()
     name = "GPT fox (char, 1L 4H 32d)"
-    assert name in page.session_state["_mllm_models"]
+    assert name in page.session_state[MODELS_KEY]
     assert page.sidebar.radio(key="att_which").options == ["your model", "the class default"]
     page.text_input(key="att_text").set_value("the lazy dog").run()  # the fox corpus knows these letters
     assert not errors(page)
 
 
 def test_the_class_default_is_offered_to_generation_once_trained(page):
-    assert view.default_job().join(120)
+    assert zoo.attention_job().join(120)
     page.run()
-    assert view.DEFAULT_NAME in page.session_state["_mllm_models"]
+    assert zoo.ATTENTION_NAME in page.session_state[MODELS_KEY]
     assert any("Class default model" in c.value and "done" in c.value for c in page.caption)

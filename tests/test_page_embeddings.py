@@ -10,7 +10,7 @@ from pagetest import opened as _opened
 from pagetest import run
 from streamlit.testing.v1 import AppTest
 
-from mllm_core import training
+from mllm_core import training, zoo
 
 PAGE = "pages/embeddings.py"
 NUMBER_WORDS = {"one", "two", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "twenty", "several"}
@@ -33,18 +33,8 @@ def wait_for(job: training.TrainingJob, finished: bool = False, timeout: float =
 
 
 def default_job() -> training.TrainingJob:
-    (job,) = [job for key, job in training.MANAGER._shared.items() if key[0] == "word2vec"]
-    return job
-
-
-@pytest.fixture(scope="module", autouse=True)
-def short_default_training():
-    """The shared default model trains 3 epochs here instead of 30 s: quicker, and the same on a busy machine."""
-    import ui.embeddings
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ui.embeddings, "DEFAULT_BUDGET", {"epochs": 3})
-        yield
+    """The engine's shared default (3 epochs under MLLM_ZOO_TINY=1: quick, and the same on a busy machine)."""
+    return zoo.embeddings_job()
 
 
 @pytest.fixture(scope="module")

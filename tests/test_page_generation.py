@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from mllm_core import training, zoo
 from mllm_core.lm import TorchTextLM, toy_char_lm
 from mllm_core.tokenizers import CharTokenizer
-from ui.common import _MODELS_KEY
+from ui.common import MODELS_KEY
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "generation.py")
 
@@ -43,7 +43,7 @@ def session_models():
 def app(monkeypatch):
     monkeypatch.setenv("MLLM_ZOO_TINY", "1")
     at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state[_MODELS_KEY] = session_models()
+    at.session_state[MODELS_KEY] = session_models()
     return at
 
 

@@ -11,6 +11,8 @@ from pagetest import page as _page
 from pagetest import run
 from streamlit.testing.v1 import AppTest
 
+from ui.common import MODELS_KEY
+
 PAGE = "pages/ngram.py"
 
 
@@ -44,7 +46,7 @@ def test_defaults_sample_wikipedia_for_every_n(default_page):
 
 
 def test_defaults_register_the_model_for_the_generation_lab(default_page):
-    models = default_page.session_state["_mllm_models"]
+    models = default_page.session_state[MODELS_KEY]
     (name, model), *_ = models.items()
     assert name == "3-gram word mle · wikipedia-sample"
     assert model.decode(model.encode("The Berry paradox")) == "The Berry paradox"

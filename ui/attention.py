@@ -1,9 +1,8 @@
-"""Drawing helpers of the Attention lab: attention heatmaps, head grids, the step-by-step tables,
-and the class-wide default GPT (trained once per process so every session has maps to look at)."""
+"""Drawing helpers of the Attention lab: attention heatmaps, head grids, the step-by-step tables.
+The class-wide default GPT is the engine's (`zoo.attention_job`)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,10 +14,9 @@ from plotly.subplots import make_subplots
 
 from mllm_core import corpora, training
 from mllm_core.attention import AttentionSteps
-from mllm_core.transformer import GPT, POS_ENCODINGS, GPTConfig, GPTTrainConfig, gpt_target
+from mllm_core.transformer import GPT, POS_ENCODINGS, GPTConfig, GPTTrainConfig
 from ui import common
 
-DEFAULT_NAME = "GPT default (wikipedia-sample, char)"
 BLUES = "Blues"
 
 
@@ -37,33 +35,12 @@ class ModelView:
     finished: bool
 
 
-def default_settings() -> tuple[GPTConfig, GPTTrainConfig]:
-    """The class default's configs: the engine's defaults, or 60 steps on 100K characters when
-    `MLLM_ZOO_TINY=1` (tests), the same switch the Generation lab's default models obey."""
-    if os.environ.get("MLLM_ZOO_TINY", "") not in ("", "0"):
-        return GPTConfig(), GPTTrainConfig(steps=60, eval_every=20, max_chars=100_000)
-    return GPTConfig(), GPTTrainConfig()
-
-
-def default_job() -> training.TrainingJob:
-    """The class-wide default model: trained once per process on wikipedia-sample (char tokens)."""
-    config, train = default_settings()
-    text = corpora.load(corpora.DEFAULT).text
-    return training.shared_job(
-        ("attention-default", config, train),
-        lambda: gpt_target(text, config, train, name=DEFAULT_NAME),
-        name="attention-default",
-    )
-
-
 def model_view(job: training.TrainingJob | None, label: str) -> ModelView | None:
-    """The job's latest published model (None until its first checkpoint)."""
-    if job is None:
-        return None
-    snap = job.snapshot()
-    lm = snap.artifacts.get("model")
+    """The job's current model (`TrainingJob.latest`), None until its first checkpoint."""
+    lm = job.latest() if job is not None else None
     if lm is None:
         return None
+    snap = job.snapshot()
     return ModelView(
         label, lm, snap.artifacts.get("checkpoints", []), snap.artifacts.get("probe_tokens", []), snap.finished
     )

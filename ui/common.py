@@ -393,26 +393,21 @@ def download_json(label: str, obj: Any, file_name: str, key: str | None = None) 
 # ---------------------------------------------------------------------------------------------
 # Models trained in this session, handed from the labs to the Generation page
 
-_MODELS_KEY = "_mllm_models"
+MODELS_KEY = "mllm_models"  # st.session_state key of the registry (public: tests read it)
 
 
 def register_model(name: str, model: Any) -> None:
     """Offer a trained `TextLM` to the Generation lab under `name` (replaces a namesake)."""
-    st.session_state.setdefault(_MODELS_KEY, {})[name] = model
+    st.session_state.setdefault(MODELS_KEY, {})[name] = model
 
 
 def session_models() -> dict[str, Any]:
     """{name: TextLM} registered by this session's labs."""
-    return dict(st.session_state.get(_MODELS_KEY, {}))
+    return dict(st.session_state.get(MODELS_KEY, {}))
 
 
 # ---------------------------------------------------------------------------------------------
 # Sidebar
-
-
-def warm_up() -> TrainingJob:
-    """Once per process: pay torch's lazy start-up costs in the background (see training.warm_up_torch)."""
-    return training.shared_job("warm-up", lambda: lambda ctx: training.warm_up_torch(), name="warm-up")
 
 
 def sidebar_status() -> None:
@@ -421,7 +416,7 @@ def sidebar_status() -> None:
 
     def shared_active() -> list[TrainingJob]:
         shared = training.MANAGER.shared_jobs().values()
-        return [j for j in shared if j.name != "warm-up" and not j.snapshot().finished]
+        return [j for j in shared if j.name != training.WARM_UP and not j.snapshot().finished]
 
     polling = any(not job.snapshot().finished for job in jobs.values()) or bool(shared_active())
 

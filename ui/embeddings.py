@@ -1,8 +1,8 @@
-"""Drawing helpers of the Embeddings lab: the shared default model, tables, PCA / t-SNE scatter plots.
+"""Drawing helpers of the Embeddings lab: tables, PCA / t-SNE scatter plots.
 
 Everything `pages/embeddings.py` shows that is more than a widget lives here. The default
-model (default settings on the default corpus) is trained once per server in a shared job,
-so a class opening the page at once trains one model, not thirty.
+model (default settings on the default corpus) is the engine's `zoo.embeddings_job`, trained
+once per server, so a class opening the page at once trains one model, not thirty.
 """
 
 from __future__ import annotations
@@ -14,32 +14,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mllm_core import corpora, training
-from mllm_core.word2vec import UnknownWordError, Word2Vec, Word2VecConfig, training_target
+from mllm_core import training, zoo
+from mllm_core.word2vec import UnknownWordError, Word2Vec
 
-DEFAULT_BUDGET = {"max_seconds": 30.0}  # fit() budget of the shared default model (tests use a few epochs)
 HIGHLIGHT, QUERY, FOUND, OTHER = "#f97316", "#dc2626", "#16a34a", "#94a3b8"
 
 
-def shared_default_job(config: Word2VecConfig) -> training.TrainingJob:
-    """The once-per-server job training `config` on the default corpus for `DEFAULT_BUDGET`."""
-    budget = dict(DEFAULT_BUDGET)
-    key = ("word2vec", config, corpora.DEFAULT, tuple(sorted(budget.items())))
-    text = corpora.load(corpora.DEFAULT).text
-    return training.shared_job(key, lambda: training_target(config, text, **budget), name="emb_default")
-
-
 def budget_text() -> str:
-    if "max_seconds" in DEFAULT_BUDGET:
-        return f"{DEFAULT_BUDGET['max_seconds']:.0f} s"
-    return f"{DEFAULT_BUDGET['epochs']} epochs"
-
-
-def model_of(job: training.TrainingJob | None, snap: training.JobSnapshot | None) -> Word2Vec | None:
-    """The job's trained model, else its latest published snapshot (queryable while it trains)."""
-    if job is not None and isinstance(job.result, Word2Vec):
-        return job.result
-    return snap.artifacts.get("model") if snap is not None else None
+    """The default model's training budget in words, e.g. "30 s"."""
+    budget = zoo.embeddings_budget()
+    return f"{budget['max_seconds']:.0f} s" if "max_seconds" in budget else f"{budget['epochs']:.0f} epochs"
 
 
 def progress_metrics(snap: training.JobSnapshot) -> None:
