@@ -1,10 +1,27 @@
-"""The shared training controls, driven through a tiny page: train, watch, pause, resume, stop."""
+"""The shared UI pieces: token labels, and the training controls driven through a tiny page
+(train, watch, pause, resume, stop)."""
 
 import time
 
+import torch
 from streamlit.testing.v1 import AppTest
 
 from mllm_core import training
+from ui import attention, generation
+from ui.common import show_token
+
+
+def test_show_token_draws_whitespace_as_the_tokenizer_lab_does():
+    assert show_token("a b\n\tc") == "a␣b↵⇥c"
+    assert show_token("") == "∅"
+
+
+def test_attention_and_generation_label_tokens_alike():
+    tokens = ["a\n", " b"]
+    heatmap = attention.attention_heatmap(torch.eye(2), tokens)
+    assert list(heatmap.layout.xaxis.ticktext) == list(heatmap.layout.yaxis.ticktext) == ["a↵", "␣b"]
+    step = generation.StepView("a\n", 0.5, tuple((t, 0.5, 0.5) for t in tokens))
+    assert list(generation.next_token_chart(step, 1).data[0].x) == ["a↵", "␣b"]
 
 
 def controls_page():

@@ -69,11 +69,6 @@ def model_view(job: training.TrainingJob | None, label: str) -> ModelView | None
     )
 
 
-def show_token(token: str) -> str:
-    """Make whitespace visible in axis labels: ' ' -> '␣', newline -> '⏎'."""
-    return token.replace(" ", "␣").replace("\n", "⏎") or "∅"
-
-
 # ---------------------------------------------------------------------------------------------
 # Heatmaps
 
@@ -81,7 +76,10 @@ def show_token(token: str) -> str:
 def _axis(tokens: list[str]) -> dict:
     # numeric positions with token labels: repeated tokens ("t", "t") must stay separate columns
     return dict(
-        tickmode="array", tickvals=list(range(len(tokens))), ticktext=[show_token(t) for t in tokens], tickangle=0
+        tickmode="array",
+        tickvals=list(range(len(tokens))),
+        ticktext=[common.show_token(t) for t in tokens],
+        tickangle=0,
     )
 
 
@@ -90,7 +88,7 @@ def attention_heatmap(
 ) -> go.Figure:
     """One (T, T) attention matrix: row = the token that looks (query), column = where it looks (key)."""
     z = weights.detach().float().numpy()
-    shown = [f"{i}: {show_token(t)}" for i, t in enumerate(tokens)]
+    shown = [f"{i}: {common.show_token(t)}" for i, t in enumerate(tokens)]
     fig = go.Figure(
         go.Heatmap(
             z=z,

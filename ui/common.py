@@ -6,7 +6,7 @@
 - Session-owned training jobs: `start_job`, `get_job`, `training_controls`, `live`. A session's
   jobs live in a session-scoped resource cache whose release stops them, so closing the tab
   stops the training.
-- `loss_chart()`, `sampling_controls()`, `download_*()`, and the session's model registry
+- `show_token()`, `loss_chart()`, `sampling_controls()`, `download_*()`, and the session's model registry
   (`register_model` / `session_models`) through which labs hand trained models to Generation.
 
 Widgets take a key prefix (`tok`, `ng`, `emb`, `rnn`, `att`, `gen`) so keys never collide across
@@ -267,6 +267,16 @@ def live(job: TrainingJob | None, render: Callable[[JobSnapshot], None], every: 
 
 # ---------------------------------------------------------------------------------------------
 # Charts
+
+
+def show_token(token: str) -> str:
+    """A token as a chart label, its whitespace made visible: space ␣, newline ↵ (as in the
+    Tokenizer and N-gram labs), tab ⇥; the empty token is ∅.
+
+    >>> show_token("a b\\n"), show_token("\\t"), show_token("")
+    ('a␣b↵', '⇥', '∅')
+    """
+    return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
 
 
 def loss_chart(

@@ -17,13 +17,9 @@ import torch
 
 from mllm_core.sampling import GenerationStep
 from mllm_core.zoo import LeaderboardRow
+from ui.common import show_token
 
 TOP_K_SHOWN = 10  # bars in the next-token chart
-
-
-def show_token(token: str) -> str:
-    """Make whitespace visible in charts: " " -> "␣", newline -> "↵", tab -> "⇥"."""
-    return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
 
 
 @dataclass(frozen=True)
