@@ -3,12 +3,19 @@
 
 import time
 
+import numpy as np
+import pandas as pd
 import torch
 from streamlit.testing.v1 import AppTest
 
 from mllm_core import training
-from ui import attention, generation
-from ui.common import show_token
+from ui import attention, embeddings, generation, ngram, rnn, tokenizer
+from ui.common import MARGIN, loss_chart, show_token
+
+
+def snapshot(history: dict[str, list[tuple[int, float]]]) -> training.JobSnapshot:
+    """A finished job's snapshot with this metric history."""
+    return training.JobSnapshot("t", "done", 3, 3, 1.0, None, None, history, {}, "cpu")
 
 
 def test_show_token_draws_whitespace_as_the_tokenizer_lab_does():
@@ -22,6 +29,20 @@ def test_attention_and_generation_label_tokens_alike():
     assert list(heatmap.layout.xaxis.ticktext) == list(heatmap.layout.yaxis.ticktext) == ["a↵", "␣b"]
     step = generation.StepView("a\n", 0.5, tuple((t, 0.5, 0.5) for t in tokens))
     assert list(generation.next_token_chart(step, 1).data[0].x) == ["a↵", "␣b"]
+
+
+def test_every_labs_charts_share_one_margin():
+    history = {"loss": [(1, 2.0), (2, 1.0)], "accuracy": [(1, 0.5), (2, 1.0)]}
+    figures = [
+        loss_chart(snapshot(history)),
+        tokenizer.zipf_chart([3, 2, 1], "Zipf"),
+        ngram.bar_chart(pd.DataFrame({"n": [1, 2], "x": [0.1, 0.2]}), "x", "bars", "x"),
+        embeddings.scatter(["a", "b"], np.eye(2), {"a": "#f00"}, "map"),
+        rnn.counting_chart(snapshot(history)),
+        attention.matrix_heatmap(torch.eye(2), "matrix", "x", "y"),
+        generation.chosen_probability_chart([generation.StepView("a", 0.5, ())]),
+    ]
+    assert [fig.layout.margin.to_plotly_json() for fig in figures] == [MARGIN] * len(figures)
 
 
 def controls_page():

@@ -101,7 +101,7 @@ def attention_heatmap(
         )
     )
     height = height or min(900, max(380, 16 * len(tokens) + 140))  # about 16 px per token, square-ish
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(title=title, height=height, margin=common.MARGIN)
     fig.update_xaxes(title="key (looked at)", side="top", **_axis(tokens))
     fig.update_yaxes(title="query (looking)", autorange="reversed", **_axis(tokens))
     return fig
@@ -123,7 +123,7 @@ def head_grid(maps: torch.Tensor, tokens: list[str], title: str = "") -> go.Figu
             fig.add_trace(trace, layer + 1, head + 1)
     fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
-    fig.update_layout(title=title, height=max(260, 230 * n_layer), margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_layout(title=title, height=max(260, 230 * n_layer), margin={**common.MARGIN, "t": 60})
     return fig
 
 
@@ -132,7 +132,7 @@ def matrix_heatmap(
 ) -> go.Figure:
     """A plain numeric matrix (positional encodings, similarities)."""
     fig = go.Figure(go.Heatmap(z=z.float().numpy(), colorscale=colorscale, zmid=zmid))
-    fig.update_layout(title=title, height=380, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(title=title, height=380, margin=common.MARGIN)
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=y_title, autorange="reversed")
     return fig

@@ -6,7 +6,7 @@
 - Session-owned training jobs: `start_job`, `get_job`, `training_controls`, `live`. A session's
   jobs live in a session-scoped resource cache whose release stops them, so closing the tab
   stops the training.
-- `show_token()`, `loss_chart()`, `sampling_controls()`, `download_*()`, and the session's model registry
+- `MARGIN`, `show_token()`, `loss_chart()`, `sampling_controls()`, `download_*()`, and the session's model registry
   (`register_model` / `session_models`) through which labs hand trained models to Generation.
 
 Widgets take a key prefix (`tok`, `ng`, `emb`, `rnn`, `att`, `gen`) so keys never collide across
@@ -268,6 +268,8 @@ def live(job: TrainingJob | None, render: Callable[[JobSnapshot], None], every: 
 # ---------------------------------------------------------------------------------------------
 # Charts
 
+MARGIN = dict(l=10, r=10, t=40, b=10)  # every lab figure's margin (px): tight, with room for the title at the top
+
 
 def show_token(token: str) -> str:
     """A token as a chart label, its whitespace made visible: space ␣, newline ↵ (as in the
@@ -297,7 +299,7 @@ def loss_chart(
         title=title,
         xaxis_title=x_title,
         height=320,
-        margin=dict(l=10, r=10, t=40, b=10),
+        margin=MARGIN,
         legend=dict(orientation="h", y=-0.25),
     )
     if log_y:

@@ -17,7 +17,7 @@ import torch
 
 from mllm_core.sampling import GenerationStep
 from mllm_core.zoo import LeaderboardRow
-from ui.common import show_token
+from ui.common import MARGIN, show_token
 
 TOP_K_SHOWN = 10  # bars in the next-token chart
 
@@ -81,7 +81,7 @@ def tokens_html(prompt: str, steps: list[StepView], selected: int | None = None)
 
 
 def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    fig.update_layout(title=title, height=height, margin=MARGIN, legend=dict(orientation="h"))
     return fig
 
 

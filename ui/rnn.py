@@ -10,10 +10,11 @@ import torch
 
 from mllm_core import rnn
 from mllm_core.training import JobSnapshot
+from ui.common import MARGIN
 
 COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
 NAMES = {"rnn": "RNN (hand-written)", "lstm": "LSTM", "gru": "GRU"}
-LAYOUT = dict(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+LAYOUT = dict(height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
 
 
 @st.cache_resource(show_spinner="Training the default counting RNN (once per server)…")
