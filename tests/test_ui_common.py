@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from mllm_core import training
 from ui import attention, embeddings, generation, ngram, rnn, tokenizer
-from ui.common import MARGIN, loss_chart, show_token
+from ui.common import MARGIN, curve, loss_chart, show_token
 
 
 def snapshot(history: dict[str, list[tuple[int, float]]]) -> training.JobSnapshot:
@@ -29,6 +29,15 @@ def test_attention_and_generation_label_tokens_alike():
     assert list(heatmap.layout.xaxis.ticktext) == list(heatmap.layout.yaxis.ticktext) == ["a↵", "␣b"]
     step = generation.StepView("a\n", 0.5, tuple((t, 0.5, 0.5) for t in tokens))
     assert list(generation.next_token_chart(step, 1).data[0].x) == ["a↵", "␣b"]
+
+
+def test_a_job_history_becomes_one_line_per_metric_with_points():
+    snap = snapshot({"loss": [(1, 2.0), (2, 1.0)], "val_loss": [], "accuracy": [(2, 0.5)]})
+    chart = loss_chart(snap, ("loss", "val_loss", "never reported"))
+    assert [(t.name, t.x, t.y, t.mode) for t in chart.data] == [("loss", (1, 2), (2.0, 1.0), "lines")]
+    counting = rnn.counting_chart(snap)
+    assert [(t.name, t.yaxis) for t in counting.data] == [("loss", "y"), ("accuracy", "y2")]
+    assert curve([]) == [] and curve([(3, 0.5)], name="x")[0].x == (3,)
 
 
 def test_every_labs_charts_share_one_margin():
