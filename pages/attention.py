@@ -18,7 +18,9 @@ common.page_header(
     icon=":material/grid_on:",
 )
 train_tab, maps_tab, learn_tab, steps_tab, pos_tab = st.tabs(
-    ["Train", "Attention maps", "Watch it learn", "Step by step", "Positional encoding"]
+    ["Train", "Attention maps", "Watch it learn", "Step by step", "Positional encoding"],
+    key="att_tab",
+    bind="query-params",
 )
 
 # ---- Train ---------------------------------------------------------------------------------

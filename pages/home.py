@@ -1,8 +1,8 @@
-"""Home: the journey from counting to attention, with a link to every lab."""
+"""Home: the journey from counting to attention, with a link to every lab and the presets."""
 
 import streamlit as st
 
-from ui.pages import LABS
+from ui.pages import LABS, PRESETS
 
 st.title(":material/science: LLM Playground")
 st.markdown(
@@ -18,6 +18,12 @@ for i, lab in enumerate(LABS, start=1):
         left.markdown(f"**{i}. {lab.step}** — {lab.blurb}")
         with right:
             st.page_link(lab.path, label=f"Open {lab.title}", icon=lab.icon)
+
+st.subheader("Presets")
+st.caption("Each link opens a lab already set up for a classic result.")
+icons = {lab.path: lab.icon for lab in LABS}
+for preset in PRESETS:
+    st.page_link(preset.path, label=preset.label, icon=icons[preset.path], query_params=preset.query)
 
 with st.expander("How this app trains models"):
     st.markdown(

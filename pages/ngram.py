@@ -61,7 +61,9 @@ st.caption(
     f"{model.vocab_size:,}); {model.table_size():,} distinct {n}-grams. The model is offered to the Generation lab."
 )
 
-tab_sample, tab_curves, tab_fox = st.tabs(["Samples", "Perplexity & sparsity", "The fox example"])
+tab_sample, tab_curves, tab_fox = st.tabs(
+    ["Samples", "Perplexity & sparsity", "The fox example"], key="ng_tab", bind="query-params"
+)
 
 with tab_sample:
     prompt_tokens = ui.tokens_of(prompt, level)

@@ -16,7 +16,7 @@ page_header(
     icon=":material/autorenew:",
 )
 tab_count, tab_length, tab_memory, tab_grad, tab_lstm = st.tabs(
-    ["Counting", "Length experiment", "Memory", "Vanishing gradients", "Char-LSTM"]
+    ["Counting", "Length experiment", "Memory", "Vanishing gradients", "Char-LSTM"], key="rnn_tab", bind="query-params"
 )
 
 with tab_count:

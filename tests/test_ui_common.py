@@ -1,10 +1,57 @@
-"""The shared training controls, driven through a tiny page: train, watch, pause, resume, stop."""
+"""The shared UI pieces: token labels, and the training controls driven through a tiny page
+(train, watch, pause, resume, stop)."""
 
 import time
 
+import numpy as np
+import pandas as pd
+import torch
 from streamlit.testing.v1 import AppTest
 
 from mllm_core import training
+from ui import attention, embeddings, generation, ngram, rnn, tokenizer
+from ui.common import MARGIN, curve, loss_chart, show_token
+
+
+def snapshot(history: dict[str, list[tuple[int, float]]]) -> training.JobSnapshot:
+    """A finished job's snapshot with this metric history."""
+    return training.JobSnapshot("t", "done", 3, 3, 1.0, None, None, history, {}, "cpu")
+
+
+def test_show_token_draws_whitespace_as_the_tokenizer_lab_does():
+    assert show_token("a b\n\tc") == "a␣b↵⇥c"
+    assert show_token("") == "∅"
+
+
+def test_attention_and_generation_label_tokens_alike():
+    tokens = ["a\n", " b"]
+    heatmap = attention.attention_heatmap(torch.eye(2), tokens)
+    assert list(heatmap.layout.xaxis.ticktext) == list(heatmap.layout.yaxis.ticktext) == ["a↵", "␣b"]
+    step = generation.StepView("a\n", 0.5, tuple((t, 0.5, 0.5) for t in tokens))
+    assert list(generation.next_token_chart(step, 1).data[0].x) == ["a↵", "␣b"]
+
+
+def test_a_job_history_becomes_one_line_per_metric_with_points():
+    snap = snapshot({"loss": [(1, 2.0), (2, 1.0)], "val_loss": [], "accuracy": [(2, 0.5)]})
+    chart = loss_chart(snap, ("loss", "val_loss", "never reported"))
+    assert [(t.name, t.x, t.y, t.mode) for t in chart.data] == [("loss", (1, 2), (2.0, 1.0), "lines")]
+    counting = rnn.counting_chart(snap)
+    assert [(t.name, t.yaxis) for t in counting.data] == [("loss", "y"), ("accuracy", "y2")]
+    assert curve([]) == [] and curve([(3, 0.5)], name="x")[0].x == (3,)
+
+
+def test_every_labs_charts_share_one_margin():
+    history = {"loss": [(1, 2.0), (2, 1.0)], "accuracy": [(1, 0.5), (2, 1.0)]}
+    figures = [
+        loss_chart(snapshot(history)),
+        tokenizer.zipf_chart([3, 2, 1], "Zipf"),
+        ngram.bar_chart(pd.DataFrame({"n": [1, 2], "x": [0.1, 0.2]}), "x", "bars", "x"),
+        embeddings.scatter(["a", "b"], np.eye(2), {"a": "#f00"}, "map"),
+        rnn.counting_chart(snapshot(history)),
+        attention.matrix_heatmap(torch.eye(2), "matrix", "x", "y"),
+        generation.chosen_probability_chart([generation.StepView("a", 0.5, ())]),
+    ]
+    assert [fig.layout.margin.to_plotly_json() for fig in figures] == [MARGIN] * len(figures)
 
 
 def controls_page():

@@ -46,11 +46,6 @@ def model_view(job: training.TrainingJob | None, label: str) -> ModelView | None
     )
 
 
-def show_token(token: str) -> str:
-    """Make whitespace visible in axis labels: ' ' -> '␣', newline -> '⏎'."""
-    return token.replace(" ", "␣").replace("\n", "⏎") or "∅"
-
-
 # ---------------------------------------------------------------------------------------------
 # Heatmaps
 
@@ -58,7 +53,10 @@ def show_token(token: str) -> str:
 def _axis(tokens: list[str]) -> dict:
     # numeric positions with token labels: repeated tokens ("t", "t") must stay separate columns
     return dict(
-        tickmode="array", tickvals=list(range(len(tokens))), ticktext=[show_token(t) for t in tokens], tickangle=0
+        tickmode="array",
+        tickvals=list(range(len(tokens))),
+        ticktext=[common.show_token(t) for t in tokens],
+        tickangle=0,
     )
 
 
@@ -67,7 +65,7 @@ def attention_heatmap(
 ) -> go.Figure:
     """One (T, T) attention matrix: row = the token that looks (query), column = where it looks (key)."""
     z = weights.detach().float().numpy()
-    shown = [f"{i}: {show_token(t)}" for i, t in enumerate(tokens)]
+    shown = [f"{i}: {common.show_token(t)}" for i, t in enumerate(tokens)]
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -80,7 +78,7 @@ def attention_heatmap(
         )
     )
     height = height or min(900, max(380, 16 * len(tokens) + 140))  # about 16 px per token, square-ish
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(title=title, height=height, margin=common.MARGIN)
     fig.update_xaxes(title="key (looked at)", side="top", **_axis(tokens))
     fig.update_yaxes(title="query (looking)", autorange="reversed", **_axis(tokens))
     return fig
@@ -102,7 +100,7 @@ def head_grid(maps: torch.Tensor, tokens: list[str], title: str = "") -> go.Figu
             fig.add_trace(trace, layer + 1, head + 1)
     fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
-    fig.update_layout(title=title, height=max(260, 230 * n_layer), margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_layout(title=title, height=max(260, 230 * n_layer), margin={**common.MARGIN, "t": 60})
     return fig
 
 
@@ -111,7 +109,7 @@ def matrix_heatmap(
 ) -> go.Figure:
     """A plain numeric matrix (positional encodings, similarities)."""
     fig = go.Figure(go.Heatmap(z=z.float().numpy(), colorscale=colorscale, zmid=zmid))
-    fig.update_layout(title=title, height=380, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(title=title, height=380, margin=common.MARGIN)
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=y_title, autorange="reversed")
     return fig

@@ -6,7 +6,7 @@
 - Session-owned training jobs: `start_job`, `get_job`, `training_controls`, `live`. A session's
   jobs live in a session-scoped resource cache whose release stops them, so closing the tab
   stops the training.
-- `loss_chart()`, `sampling_controls()`, `download_*()`, and the session's model registry
+- `MARGIN`, `show_token()`, `curve()`, `loss_chart()`, `sampling_controls()`, `download_*()`, and the session's model registry
   (`register_model` / `session_models`) through which labs hand trained models to Generation.
 
 Widgets take a key prefix (`tok`, `ng`, `emb`, `rnn`, `att`, `gen`) so keys never collide across
@@ -268,6 +268,32 @@ def live(job: TrainingJob | None, render: Callable[[JobSnapshot], None], every: 
 # ---------------------------------------------------------------------------------------------
 # Charts
 
+MARGIN = dict(l=10, r=10, t=40, b=10)  # every lab figure's margin (px): tight, with room for the title at the top
+
+
+def show_token(token: str) -> str:
+    """A token as a chart label, its whitespace made visible: space ␣, newline ↵ (as in the
+    Tokenizer and N-gram labs), tab ⇥; the empty token is ∅.
+
+    >>> show_token("a b\\n"), show_token("\\t"), show_token("")
+    ('a␣b↵', '⇥', '∅')
+    """
+    return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
+
+
+def curve(points: list[tuple[float, float]], **style: Any) -> list[go.Scatter]:
+    """A plotly line through [(x, y), ...] (a job's `history[metric]`, or an experiment's curve):
+    one trace, or none while there are no points yet, so `fig.add_traces(curve(...))` never
+    draws an empty legend entry.
+
+    >>> [(t.x, t.y, t.name) for t in curve([(0, 2.5), (10, 1.5)], name="loss")], curve([])
+    ([((0, 10), (2.5, 1.5), 'loss')], [])
+    """
+    if not points:
+        return []
+    xs, ys = zip(*points, strict=True)
+    return [go.Scatter(x=xs, y=ys, **style)]
+
 
 def loss_chart(
     snap: JobSnapshot,
@@ -279,15 +305,12 @@ def loss_chart(
     """A line per metric from the snapshot's history."""
     fig = go.Figure()
     for metric in metrics:
-        points = snap.history.get(metric, [])
-        if points:
-            xs, ys = zip(*points, strict=True)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=metric))
+        fig.add_traces(curve(snap.history.get(metric, []), mode="lines", name=metric))
     fig.update_layout(
         title=title,
         xaxis_title=x_title,
         height=320,
-        margin=dict(l=10, r=10, t=40, b=10),
+        margin=MARGIN,
         legend=dict(orientation="h", y=-0.25),
     )
     if log_y:

@@ -16,6 +16,7 @@ import streamlit as st
 
 from mllm_core import training, zoo
 from mllm_core.word2vec import UnknownWordError, Word2Vec
+from ui.common import MARGIN
 
 HIGHLIGHT, QUERY, FOUND, OTHER = "#f97316", "#dc2626", "#16a34a", "#94a3b8"
 
@@ -94,7 +95,7 @@ def scatter(words: list[str], coords: np.ndarray, colors: dict[str, str], title:
     else:
         trace = go.Scatter(x=coords[:, 0], y=coords[:, 1], marker=marker, **common)
     fig = go.Figure(trace)
-    fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    fig.update_layout(title=title, height=560, margin=MARGIN, showlegend=False)
     return fig
 
 

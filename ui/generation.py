@@ -17,13 +17,9 @@ import torch
 
 from mllm_core.sampling import GenerationStep
 from mllm_core.zoo import LeaderboardRow
+from ui.common import MARGIN, show_token
 
 TOP_K_SHOWN = 10  # bars in the next-token chart
-
-
-def show_token(token: str) -> str:
-    """Make whitespace visible in charts: " " -> "␣", newline -> "↵", tab -> "⇥"."""
-    return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
 
 
 @dataclass(frozen=True)
@@ -85,7 +81,7 @@ def tokens_html(prompt: str, steps: list[StepView], selected: int | None = None)
 
 
 def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    fig.update_layout(title=title, height=height, margin=MARGIN, legend=dict(orientation="h"))
     return fig
 
 

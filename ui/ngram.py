@@ -17,6 +17,7 @@ import streamlit as st
 
 from mllm_core import corpora
 from mllm_core.ngram import EOS, Memorisation, NGramCounts, NGramModel, count_ngrams, split_tokens
+from ui.common import MARGIN
 
 ORDERS = (1, 2, 3, 4, 5)  # the n of the side-by-side samples and of the curves
 CURVE_TOKENS = 100_000  # at most this many tokens scored per perplexity point (train and validation)
@@ -174,7 +175,7 @@ def fox_table(model: NGramModel, order: int) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # Charts
 
-_LAYOUT = dict(height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3))
+_LAYOUT = dict(height=300, margin=MARGIN, legend=dict(orientation="h", y=-0.3))
 
 
 def distribution_chart(dist: dict[str, float], chosen: str | None, title: str) -> go.Figure:

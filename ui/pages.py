@@ -1,4 +1,5 @@
-"""The lab pages, in the order of the journey; app.py and the home page both read this list."""
+"""The lab pages, in the order of the journey (app.py and the home page both read this list), and
+the home page's presets: links that open a lab set up for a classic result."""
 
 from __future__ import annotations
 
@@ -56,5 +57,30 @@ LABS = [
         ":material/edit_note:",
         "Generation",
         "One sampler for every model, token by token, and a leaderboard across families.",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A link that opens a lab already set up for one of the classic results."""
+
+    path: str  # the lab's page file, as in LABS
+    label: str  # the result, as the link names it
+    query: dict[str, str]  # widget key -> value, read by the page's widgets bound to the URL (tabs by label)
+
+
+PRESETS = [
+    Preset(
+        "pages/ngram.py",
+        "The fox table: p(quick | The) = 0.5, by counting",
+        {"ng_corpus": "fox", "ng_tab": "The fox example"},
+    ),
+    Preset("pages/rnn.py", "An RNN that counts: 7 8 9 10 → 11", {"rnn_seq": "7 8 9 10"}),
+    Preset("pages/rnn.py", "RNN vs LSTM: counting accuracy by training length", {"rnn_tab": "Length experiment"}),
+    Preset(
+        "pages/attention.py",
+        "Self-attention, step by step, on “your cat is a lovely cat”",
+        {"att_tab": "Step by step", "att_toy": "your cat is a lovely cat"},
     ),
 ]

@@ -8,20 +8,18 @@ import plotly.graph_objects as go
 import torch
 
 from mllm_core.training import JobSnapshot
+from ui.common import MARGIN, curve
 
 COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
 NAMES = {"rnn": "RNN (hand-written)", "lstm": "LSTM", "gru": "GRU"}
-LAYOUT = dict(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+LAYOUT = dict(height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
 
 
 def counting_chart(snap: JobSnapshot) -> go.Figure:
     """Training loss (left axis) and training accuracy (right axis) per epoch."""
     fig = go.Figure()
     for metric, axis, color in (("loss", "y", "#636efa"), ("accuracy", "y2", "#00a36c")):
-        points = snap.history.get(metric, [])
-        if points:
-            xs, ys = zip(*points, strict=True)
-            fig.add_trace(go.Scatter(x=xs, y=ys, name=metric, yaxis=axis, line=dict(color=color)))
+        fig.add_traces(curve(snap.history.get(metric, []), name=metric, yaxis=axis, line=dict(color=color)))
     fig.update_layout(
         title="Counting: loss and training accuracy per epoch",
         xaxis_title="epoch",
@@ -72,12 +70,10 @@ def curves_chart(
     lines = [(c, p, "seed's result", "markers", "x") for c, p in (reference or {}).items()]
     lines += [(c, p, "ours", "lines+markers", "circle") for c, p in (curves or {}).items()]
     for cell, points, source, mode, symbol in lines:
-        if points:
-            xs, ys = zip(*points, strict=True)
-            color = COLORS.get(cell)
-            marker = dict(color=color, symbol=symbol, size=9 if symbol == "x" else 6)
-            name = f"{NAMES.get(cell, cell)}, {source}"
-            fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode=mode, line=dict(color=color), marker=marker))
+        color = COLORS.get(cell)
+        marker = dict(color=color, symbol=symbol, size=9 if symbol == "x" else 6)
+        name = f"{NAMES.get(cell, cell)}, {source}"
+        fig.add_traces(curve(points, name=name, mode=mode, line=dict(color=color), marker=marker))
     if chance is not None:
         fig.add_hline(y=chance, line_dash="dash", line_color="grey", annotation_text="chance")
     fig.update_layout(title=title, xaxis_title=x_title, yaxis=dict(title="accuracy", range=[0, 1.02]), **LAYOUT)

@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from mllm_core.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer, encoding_stats
 from mllm_core.tokenizers.bpe import GPT2_PATTERN, Merge
+from ui.common import MARGIN
 
 MB = 1_000_000
 PALETTE = ["#fde68a", "#a7f3d0", "#bfdbfe", "#fbcfe8", "#ddd6fe", "#fed7aa", "#bbf7d0", "#e5e7eb"]
@@ -169,7 +170,7 @@ def comparison_chart(frame: pd.DataFrame) -> go.Figure:
     fig = make_subplots(rows=1, cols=len(columns), subplot_titles=["sequence length", *columns[1:]])
     for c, col in enumerate(columns, start=1):
         fig.add_trace(go.Bar(x=frame.index, y=frame[col], marker_color=PALETTE[:3], showlegend=False), row=1, col=c)
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(height=300, margin=MARGIN)
     return fig
 
 
@@ -186,5 +187,5 @@ def zipf_chart(frequencies: list[int], title: str) -> go.Figure:
         )
     fig.update_xaxes(type="log", title="rank")
     fig.update_yaxes(type="log", title="frequency in the training text")
-    fig.update_layout(title=title, height=360, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(title=title, height=360, margin=MARGIN)
     return fig
