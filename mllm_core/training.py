@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,30 @@ def resolve_device(device: str = "auto") -> str:
     return "cpu"
 
 
+def usable_cpus(cgroup: str | Path = "/sys/fs/cgroup") -> float:
+    """The CPUs this process may really use: its affinity mask, capped by the cgroup v2 quota.
+
+    `os.cpu_count()` counts the host's cores; a container pinned to one of them, or given half a
+    core by `cpu.max` ("50000 100000"), must size its threads and job slots by what it has.
+
+    >>> 0 < usable_cpus() <= (os.cpu_count() or 1)
+    True
+    """
+    try:
+        cpus: float = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path(cgroup, "cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, int(quota) / int(period))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota here
+    return cpus
+
+
 def describe_device(device: str = "auto") -> str:
-    """A one-line human description, e.g. "CPU (2 threads)" or "CUDA: NVIDIA H100"."""
+    """A one-line human description, e.g. "CPU (2 threads, 2 usable cores)" or "CUDA: NVIDIA H100"."""
     import torch
 
     dev = resolve_device(device)
@@ -68,8 +91,8 @@ def describe_device(device: str = "auto") -> str:
         return f"CUDA: {torch.cuda.get_device_name(0)}"
     if dev == "mps":
         return "MPS (Apple GPU)"
-    n = torch.get_num_threads()
-    return f"CPU ({n} thread{'s' if n != 1 else ''})"
+    n, cpus = torch.get_num_threads(), usable_cpus()
+    return f"CPU ({n} thread{'s' if n != 1 else ''}, {cpus:g} usable core{'s' if cpus != 1 else ''})"
 
 
 _threads_configured = threading.Event()
@@ -79,7 +102,8 @@ def configure_torch_threads(n: int | None = None) -> int:
     """Set torch's intra-op thread count once per process and return it.
 
     Shared hosts (Streamlit Community Cloud gives 0.078-2 CPUs) suffer from oversubscription,
-    so the default is the number of cores, capped at 4; `MLLM_TORCH_THREADS` overrides it.
+    so the default is the number of usable cores (`usable_cpus`), capped at 4;
+    `MLLM_TORCH_THREADS` overrides it.
     Later calls are no-ops, so every lab can call it safely.
     """
     import torch
@@ -87,7 +111,7 @@ def configure_torch_threads(n: int | None = None) -> int:
     if _threads_configured.is_set():
         return torch.get_num_threads()
     if n is None:
-        n = int(os.environ.get("MLLM_TORCH_THREADS", "0")) or min(os.cpu_count() or 1, 4)
+        n = int(os.environ.get("MLLM_TORCH_THREADS", "0")) or min(int(usable_cpus()), 4)
     torch.set_num_threads(max(1, n))
     _threads_configured.set()
     return torch.get_num_threads()
@@ -397,7 +421,7 @@ class JobManager:
 
     def __init__(self, max_running: int | None = None):
         if max_running is None:
-            max_running = int(os.environ.get("MLLM_MAX_JOBS", "0")) or max(1, min(os.cpu_count() or 1, 2))
+            max_running = int(os.environ.get("MLLM_MAX_JOBS", "0")) or max(1, min(int(usable_cpus()), 2))
         self.max_running = max_running
         self._cond = threading.Condition()
         self._running = 0
@@ -539,6 +563,7 @@ __all__ = [
     "resolve_device",
     "run_sync",
     "shared_job",
+    "usable_cpus",
     "warm_up",
     "warm_up_torch",
 ]

@@ -207,3 +207,16 @@ def test_a_script_that_leaves_a_job_running_exits_cleanly(root):
     proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "leaving with the job running" in proc.stdout
+
+
+def test_usable_cpus_follow_the_affinity_mask_and_the_cgroup_quota(tmp_path):
+    import os
+
+    affinity = len(os.sched_getaffinity(0))
+    assert training.usable_cpus(tmp_path) == affinity  # no cpu.max: the affinity mask alone
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert training.usable_cpus(tmp_path) == affinity
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a core, as a small cloud container
+    assert training.usable_cpus(tmp_path) == 0.5
+    (tmp_path / "cpu.max").write_text("800000 100000\n")  # a quota above the mask: the mask wins
+    assert training.usable_cpus(tmp_path) == affinity
