@@ -258,6 +258,44 @@ def test_word_bad_input_raises(kwargs, text):
 
 # ---------------------------------------------------------------------------------------------
 # Char, and what every tokenizer shares
+#
+# Each tokenizer says which id stands for unknown input (`unk_id`, None when nothing is unknown)
+# and which bytes each token stands for (`token_bytes`), so pages need not ask which kind it is.
+
+
+def test_char_and_word_map_unknown_input_to_unk_id():
+    char = CharTokenizer().train("hello")
+    assert char.unk_id == 0 and char.id_to_token(char.unk_id) == "<unk>"
+    assert char.encode("help!") == [*char.encode("hel"), char.unk_id, char.unk_id]
+    word = WordTokenizer().train("the cat sat")
+    assert word.unk_id == 0 and word.id_to_token(word.unk_id) == "<unk>"
+    assert word.encode("the dog sat") == [word.encode("the")[0], word.unk_id, word.encode("sat")[0]]
+
+
+@pytest.mark.parametrize("text", HARD_STRINGS)
+def test_bpe_has_no_unknown_token(bpe, text):
+    assert bpe.unk_id is None
+    assert None not in bpe.encode(text) and bpe.decode(bpe.encode(text)) == text
+
+
+def test_char_and_word_token_bytes_are_the_utf8_of_the_token():
+    char = CharTokenizer().train("héllo 👋")
+    assert [char.token_bytes(i) for i in char.encode("é👋")] == ["é".encode(), "👋".encode()]
+    assert char.token_bytes(char.unk_id) == b"<unk>"  # the text it decodes to
+    word = WordTokenizer().train("the café is open.")
+    assert [word.token_bytes(i) for i in word.encode("The café.")] == [b"the", "café".encode(), b"."]
+    assert [word.token_bytes(i) for i in range(4)] == [b"<unk>", b"<pad>", b"<bos>", b"<eos>"]
+
+
+@pytest.mark.parametrize("text", HARD_STRINGS)
+def test_bpe_token_bytes_spell_the_text(bpe, text):
+    assert b"".join(bpe.token_bytes(i) for i in bpe.encode(text)) == text.encode("utf-8", errors="surrogatepass")
+
+
+def test_token_bytes_cover_the_whole_vocabulary(bpe):
+    assert [bpe.token_bytes(i) for i in range(256)] == [bytes([b]) for b in range(256)]
+    for tok in (bpe, CharTokenizer().train("日本語 abc"), WordTokenizer().train("a b, c.")):
+        assert all(isinstance(tok.token_bytes(i), bytes) and tok.token_bytes(i) for i in range(tok.vocab_size))
 
 
 def test_char_round_trips_its_training_alphabet():

@@ -5,7 +5,8 @@ byte-level `BPETokenizer` (bpe.py); `encoding_stats` compares them on a text, `l
 reads back any saved one.
 
 `train(text, vocab_size=None)`, `encode(text) -> list[int]`, `decode(ids) -> str`,
-`vocab_size`, `id_to_token(i)`, `save(path)` / `load(path)`.
+`vocab_size`, `id_to_token(i)`, `token_bytes(i) -> bytes`, `unk_id` (the id of `<unk>`, None
+for byte-level BPE, which has none), `save(path)` / `load(path)`.
 """
 
 from mllm_core.tokenizers.base import Tokenizer, encoding_stats, load_tokenizer

@@ -15,7 +15,7 @@ FORMAT_VERSION = 1
 
 
 class Tokenizer:
-    """Base class: subclasses implement `train`, `encode`, `decode`, `id_to_token` and the state."""
+    """Base class: subclasses implement `train`, `encode`, `decode`, `id_to_token`, `token_bytes` and the state."""
 
     kind: ClassVar[str] = "base"
     unk_id: ClassVar[int | None] = None  # the id unknown input maps to; None for lossless tokenizers
@@ -34,6 +34,10 @@ class Tokenizer:
         raise NotImplementedError
 
     def id_to_token(self, i: int) -> str:
+        raise NotImplementedError
+
+    def token_bytes(self, i: int) -> bytes:
+        """The UTF-8 bytes token `i` stands for (`<unk>`: the bytes of its text, b"<unk>")."""
         raise NotImplementedError
 
     def tokens(self, text: str) -> list[str]:
@@ -97,6 +101,9 @@ class ListVocabTokenizer(Tokenizer):
 
     def id_to_token(self, i: int) -> str:
         return self.itos[i]
+
+    def token_bytes(self, i: int) -> bytes:
+        return self.itos[i].encode("utf-8", errors="surrogatepass")  # lone surrogates too, as in BPE
 
     def token_frequencies(self) -> list[int]:
         return [self.counts.get(s, 0) for s in self.itos]

@@ -243,6 +243,7 @@ class BPETokenizer(Tokenizer):
     """
 
     kind = "bpe"
+    unk_id = None  # every string is a sequence of bytes, and every byte has an id: nothing is unknown
 
     def __init__(self, pattern: str | None = GPT2_PATTERN) -> None:
         self.pattern = pattern  # pre-split regex; None lets merges cross word boundaries
@@ -327,6 +328,7 @@ class BPETokenizer(Tokenizer):
         return [self.token_counts.get(i, 0) for i in range(self.vocab_size)]
 
     def token_bytes(self, i: int) -> bytes:
+        """The token's bytes; several tokens may be needed to make one whole character."""
         return self.vocab[i]
 
     def id_to_token(self, i: int) -> str:
