@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -330,6 +332,35 @@ def test_load_refuses_another_kind(tmp_path):
     path = WordTokenizer().train("a b").save(tmp_path / "w.json")
     with pytest.raises(ValueError, match="word tokenizer"):
         BPETokenizer.load(path)
+
+
+def test_load_tokenizer_refuses_an_unknown_kind_or_version(tmp_path):
+    payload = CharTokenizer().train("ab").to_dict()
+    (tmp_path / "alien.json").write_text(json.dumps({**payload, "kind": "alien"}), encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown tokenizer kind 'alien'; known kinds: char, word, bpe"):
+        load_tokenizer(tmp_path / "alien.json")
+    (tmp_path / "v0.json").write_text(json.dumps({**payload, "version": 0}), encoding="utf-8")
+    with pytest.raises(ValueError, match="unsupported tokenizer file version 0"):
+        load_tokenizer(tmp_path / "v0.json")
+
+
+def test_from_dict_reads_what_to_dict_gives(bpe):
+    back = BPETokenizer.from_dict(json.loads(json.dumps(bpe.to_dict())))
+    assert back.get_state() == bpe.get_state()
+    with pytest.raises(ValueError, match="the dict holds a bpe tokenizer, not a char one"):
+        CharTokenizer.from_dict(bpe.to_dict())
+
+
+def test_the_base_module_knows_none_of_its_subclasses(root):
+    # base.py <- char.py, word.py, bpe.py <- the package: no import cycle, and each tokenizer loads on use
+    script = (
+        "import sys\n"
+        "import mllm_core.tokenizers.base\n"
+        "print(sorted(m for m in sys.modules if m.startswith('mllm_core.tokenizers.')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['mllm_core.tokenizers.base']"
 
 
 def test_encoding_stats_compare_tokenizers_on_a_text(bpe):

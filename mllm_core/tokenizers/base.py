@@ -2,6 +2,8 @@
 
 A saved tokenizer is a JSON file (`kind`, `version`, the tokenizer's own `state`) plus a
 readable companion `.vocab` file with one token per line, for people rather than programs.
+This module knows none of its subclasses: `load_tokenizer` (in the package) picks the class
+from `kind`.
 """
 
 from __future__ import annotations
@@ -70,12 +72,17 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        """Read back what `save` wrote: a tokenizer of this class's kind (`load_tokenizer` reads any kind)."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")), path)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any], source: object = "the dict") -> Tokenizer:
+        """The tokenizer `to_dict` gave; ValueError for another format version or kind (`source` names the origin)."""
         if payload.get("version") != FORMAT_VERSION:
             raise ValueError(f"unsupported tokenizer file version {payload.get('version')!r}")
-        if cls.kind != "base" and payload.get("kind") != cls.kind:
-            raise ValueError(f"{path} holds a {payload.get('kind')} tokenizer, not a {cls.kind} one")
-        tok = cls() if cls.kind != "base" else _KINDS[payload["kind"]]()
+        if payload.get("kind") != cls.kind:
+            raise ValueError(f"{source} holds a {payload.get('kind')} tokenizer, not a {cls.kind} one")
+        tok = cls()
         tok.set_state(payload["state"])
         return tok
 
@@ -131,21 +138,3 @@ def encoding_stats(tok: Tokenizer, text: str) -> dict[str, float]:
         "bytes per token": len(text.encode("utf-8", errors="surrogatepass")) / len(ids) if ids else 0.0,
         "unk share": n_unk / len(ids) if ids else 0.0,
     }
-
-
-_KINDS: dict[str, type[Tokenizer]] = {}
-
-
-def register(cls: type[Tokenizer]) -> type[Tokenizer]:
-    """Class decorator: lets `load_tokenizer` find a tokenizer class by its `kind`."""
-    _KINDS[cls.kind] = cls
-    return cls
-
-
-def load_tokenizer(path: str | Path) -> Tokenizer:
-    """Load any saved tokenizer, whatever its kind."""
-    import mllm_core.tokenizers.bpe  # noqa: F401  (registers the kinds)
-    import mllm_core.tokenizers.char  # noqa: F401
-    import mllm_core.tokenizers.word  # noqa: F401
-
-    return Tokenizer.load(path)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mllm_core.tokenizers.base import Tokenizer, register
+from mllm_core.tokenizers.base import Tokenizer
 
 try:  # the `regex` module knows Unicode classes (\p{L}); `re` needs an approximation
     import regex as _re
@@ -231,7 +231,6 @@ def encode_chunk(ids: list[int], ranks: dict[tuple[int, int], int]) -> list[int]
 # The tokenizer
 
 
-@register
 class BPETokenizer(Tokenizer):
     """Byte-level BPE with optional GPT-2 regex pre-split.
 
