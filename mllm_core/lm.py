@@ -14,10 +14,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-# What tokenizers decode their unknown token to; a prompt piece that encodes to one of these
-# is outside the model's vocabulary.
-UNK_MARKERS = frozenset({"<unk>", "<UNK>", "[UNK]", "<|unk|>"})
-
 
 @runtime_checkable
 class TextLM(Protocol):
@@ -36,13 +32,18 @@ class TextLM(Protocol):
     @property
     def vocab_size(self) -> int: ...
 
+    @property
+    def unk_id(self) -> int | None:
+        """The id that text outside the vocabulary encodes to; None when nothing is (byte-level BPE)."""
+        ...
+
     def next_logits(self, ids: list[int]) -> torch.Tensor:
         """(V,) unnormalised log-scores of the next token after `ids` (may be empty)."""
         ...
 
 
 class _TokenizerText:
-    """encode / decode / vocab_size delegated to `self.tokenizer`."""
+    """encode / decode / vocab_size / unk_id delegated to `self.tokenizer`."""
 
     tokenizer: Any
 
@@ -55,6 +56,10 @@ class _TokenizerText:
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.vocab_size
+
+    @property
+    def unk_id(self) -> int | None:
+        return self.tokenizer.unk_id
 
 
 @dataclass
@@ -70,7 +75,7 @@ class TorchTextLM(_TokenizerText):
 
     name: str
     module: Any  # torch.nn.Module with the shared forward(idx, targets=None)
-    tokenizer: Any  # anything with encode / decode / vocab_size
+    tokenizer: Any  # anything with encode / decode / vocab_size / unk_id
     block_size: int | None = None
     bos_id: int | None = None
 
@@ -130,21 +135,24 @@ def toy_char_lm(alphabet: str, name: str = "uniform") -> UniformLM:
 
 
 def unknown_pieces(model: TextLM, text: str) -> list[str]:
-    """The parts of `text` the model reads as its unknown token, in order of appearance.
+    """The parts of `text` the model reads as its unknown token (`model.unk_id`), in order of appearance.
 
-    Character-level models report characters, word-level models report words.
+    Character-level models report characters, word-level models report words; a model without
+    an unknown token (byte-level BPE) reports nothing.
 
     >>> unknown_pieces(toy_char_lm("abc "), "cab? abba!")
     ['?', '!']
     """
+    unk = model.unk_id
+    if unk is None:
+        return []
     ids = model.encode(text)
-    unk = {i for i in set(ids) if model.decode([i]) in UNK_MARKERS}
-    if not unk:
+    if unk not in ids:
         return []
     if len(ids) == len(text):  # one token per character
-        pieces = [c for c, i in zip(text, ids, strict=True) if i in unk]
+        pieces = [c for c, i in zip(text, ids, strict=True) if i == unk]
     else:
-        pieces = [w for w in text.split() if unk & set(model.encode(w))] or [model.decode(sorted(unk)[:1])]
+        pieces = [w for w in text.split() if unk in model.encode(w)] or [model.decode([unk])]
     return list(dict.fromkeys(pieces))
 
 

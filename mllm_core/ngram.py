@@ -718,6 +718,11 @@ class NGramTextLM:
     def vocab_size(self) -> int:
         return self.model.vocab_size
 
+    @property
+    def unk_id(self) -> int:
+        """Tokens never seen in training read as `<unk>`, the first id of every n-gram vocabulary."""
+        return UNK_ID
+
     def encode(self, text: str) -> list[int]:
         counts, out = self.model.fitted, []
         for i, line in enumerate(text.split("\n")):

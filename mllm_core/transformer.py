@@ -303,6 +303,8 @@ def build_tokenizer(text: str, train: GPTTrainConfig):
 def probe_ids(tokenizer, text: str, block_size: int) -> list[int]:
     """Encode a sentence for `attention_maps`, or raise a ValueError a page can show as it is.
 
+    Characters that encode to the tokenizer's `<unk>` (`unk_id`) are refused, by name.
+
     >>> from mllm_core.tokenizers import CharTokenizer
     >>> probe_ids(CharTokenizer().train("abc "), "cab", 8)
     [4, 2, 3]
@@ -312,7 +314,8 @@ def probe_ids(tokenizer, text: str, block_size: int) -> list[int]:
     """
     if not text:
         raise ValueError("type a sentence first")
-    unknown = sorted({c for c in text if tokenizer.decode(tokenizer.encode(c)) != c})
+    unk = tokenizer.unk_id  # None: every character has ids (byte-level BPE)
+    unknown = [] if unk is None else sorted({c for c in set(text) if unk in tokenizer.encode(c)})
     if unknown:
         listed = ", ".join(repr(c) for c in unknown[:10])
         raise ValueError(f"not in the model's vocabulary (never seen in training): {listed}")

@@ -147,3 +147,15 @@ def test_an_uploaded_text_trains_the_tokenizers():
     at.run()
     assert not at.error, [e.value for e in at.error]
     assert any("*notes*: BPE 260 tokens" in c.value for c in at.caption)
+
+
+def test_spans_and_vocabulary_bytes_come_from_the_tokenizer_interface():
+    from mllm_core.tokenizers import BPETokenizer, CharTokenizer
+    from ui.tokenizer import pieces, vocab_frame
+
+    char = CharTokenizer().train("héllo")  # <unk>, h, l, o, é
+    assert pieces(char, "hé?") == [(1, "h", b"h"), (4, "é", "é".encode()), (0, "<unk>", b"")]  # no bytes for <unk>
+    assert vocab_frame(char)["bytes"].tolist() == [5, 1, 1, 1, 2]  # len("<unk>") for <unk>
+    bpe = BPETokenizer().train("the theme", vocab_size=257)
+    assert pieces(bpe, "é") == [(0xC3, "\\xc3", b"\xc3"), (0xA9, "\\xa9", b"\xa9")]  # half characters
+    assert vocab_frame(bpe)["bytes"].tolist() == [1] * 256 + [len(bpe.token_bytes(256))]

@@ -19,6 +19,7 @@ class BigramLM:
 
     name = "bigram"
     vocab = "ab"
+    unk_id = None  # no unknown token: text outside "ab" fails in encode
 
     def encode(self, text):
         return [self.vocab.index(c) for c in text]
@@ -322,6 +323,56 @@ def test_unknown_characters_are_named():
     assert unknown_pieces(lm, "a?b!c?") == ["?", "!"]
     with pytest.raises(ValueError, match=r"characters uniform never saw in training: '\?', '!'"):
         check_prompt(lm, "a?b!")
+
+
+def _text_lms() -> dict[str, object]:
+    """A TextLM of each kind over the same words, with the unknown id its vocabulary has."""
+    from mllm_core.lm import UniformLM
+    from mllm_core.ngram import train_text_lm
+    from mllm_core.tokenizers import BPETokenizer, WordTokenizer
+
+    text = "the cat sat on the mat\nthe dog sat"
+    return {
+        "char": UniformLM(CharTokenizer().train(text), name="char"),
+        "char torch": TorchTextLM("char torch", torch.nn.Identity(), CharTokenizer().train(text)),
+        "word": UniformLM(WordTokenizer().train(text), name="word"),
+        "bpe": UniformLM(BPETokenizer().train(text, vocab_size=260), name="bpe"),
+        "char n-gram": train_text_lm(text, 2, level="char", name="char n-gram"),
+        "word n-gram": train_text_lm(text, 2, level="word", name="word n-gram"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "unk_id", "prompt", "unknown", "message"),
+    [
+        ("char", 0, "the zebra!", ["z", "b", "r", "!"], "characters char never saw in training: 'z', 'b', 'r', '!'"),
+        ("char torch", 0, "the zebu", ["z", "b", "u"], "characters char torch never saw in training: 'z', 'b', 'u'"),
+        ("word", 0, "the zebra sat", ["zebra"], "words word never saw in training: 'zebra'"),
+        ("bpe", None, "the zebra 🦓", [], None),
+        ("char n-gram", 0, "a zebu", ["z", "b", "u"], "characters char n-gram never saw in training: 'z', 'b', 'u'"),
+        ("word n-gram", 0, "the zebra sat", ["zebra"], "words word n-gram never saw in training: 'zebra'"),
+    ],
+)
+def test_every_text_lm_names_the_prompt_pieces_it_reads_as_unknown(kind, unk_id, prompt, unknown, message):
+    lm = _text_lms()[kind]
+    assert lm.unk_id == unk_id
+    assert unknown_pieces(lm, prompt) == unknown
+    assert unknown_pieces(lm, "the cat sat") == []
+    if message is None:
+        assert check_prompt(lm, prompt) == lm.encode(prompt)
+    else:
+        with pytest.raises(ValueError, match=f"The prompt uses {message}. Remove them or pick another model."):
+            check_prompt(lm, prompt)
+
+
+def test_a_token_that_only_reads_unk_is_not_unknown():
+    from mllm_core.lm import UniformLM
+    from mllm_core.tokenizers import BPETokenizer
+
+    tok = BPETokenizer(pattern=None).train("<unk>" * 20, vocab_size=260)  # "<unk>" becomes one token
+    assert tok.encode("<unk>") == [259] and tok.unk_id is None
+    lm = UniformLM(tok, name="bpe")
+    assert unknown_pieces(lm, "<unk>") == [] and check_prompt(lm, "<unk>") == [259]
 
 
 def test_word_level_generation_keeps_the_spaces_between_words():

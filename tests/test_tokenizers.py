@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -258,6 +260,44 @@ def test_word_bad_input_raises(kwargs, text):
 
 # ---------------------------------------------------------------------------------------------
 # Char, and what every tokenizer shares
+#
+# Each tokenizer says which id stands for unknown input (`unk_id`, None when nothing is unknown)
+# and which bytes each token stands for (`token_bytes`), so pages need not ask which kind it is.
+
+
+def test_char_and_word_map_unknown_input_to_unk_id():
+    char = CharTokenizer().train("hello")
+    assert char.unk_id == 0 and char.id_to_token(char.unk_id) == "<unk>"
+    assert char.encode("help!") == [*char.encode("hel"), char.unk_id, char.unk_id]
+    word = WordTokenizer().train("the cat sat")
+    assert word.unk_id == 0 and word.id_to_token(word.unk_id) == "<unk>"
+    assert word.encode("the dog sat") == [word.encode("the")[0], word.unk_id, word.encode("sat")[0]]
+
+
+@pytest.mark.parametrize("text", HARD_STRINGS)
+def test_bpe_has_no_unknown_token(bpe, text):
+    assert bpe.unk_id is None
+    assert None not in bpe.encode(text) and bpe.decode(bpe.encode(text)) == text
+
+
+def test_char_and_word_token_bytes_are_the_utf8_of_the_token():
+    char = CharTokenizer().train("héllo 👋")
+    assert [char.token_bytes(i) for i in char.encode("é👋")] == ["é".encode(), "👋".encode()]
+    assert char.token_bytes(char.unk_id) == b"<unk>"  # the text it decodes to
+    word = WordTokenizer().train("the café is open.")
+    assert [word.token_bytes(i) for i in word.encode("The café.")] == [b"the", "café".encode(), b"."]
+    assert [word.token_bytes(i) for i in range(4)] == [b"<unk>", b"<pad>", b"<bos>", b"<eos>"]
+
+
+@pytest.mark.parametrize("text", HARD_STRINGS)
+def test_bpe_token_bytes_spell_the_text(bpe, text):
+    assert b"".join(bpe.token_bytes(i) for i in bpe.encode(text)) == text.encode("utf-8", errors="surrogatepass")
+
+
+def test_token_bytes_cover_the_whole_vocabulary(bpe):
+    assert [bpe.token_bytes(i) for i in range(256)] == [bytes([b]) for b in range(256)]
+    for tok in (bpe, CharTokenizer().train("日本語 abc"), WordTokenizer().train("a b, c.")):
+        assert all(isinstance(tok.token_bytes(i), bytes) and tok.token_bytes(i) for i in range(tok.vocab_size))
 
 
 def test_char_round_trips_its_training_alphabet():
@@ -292,6 +332,35 @@ def test_load_refuses_another_kind(tmp_path):
     path = WordTokenizer().train("a b").save(tmp_path / "w.json")
     with pytest.raises(ValueError, match="word tokenizer"):
         BPETokenizer.load(path)
+
+
+def test_load_tokenizer_refuses_an_unknown_kind_or_version(tmp_path):
+    payload = CharTokenizer().train("ab").to_dict()
+    (tmp_path / "alien.json").write_text(json.dumps({**payload, "kind": "alien"}), encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown tokenizer kind 'alien'; known kinds: char, word, bpe"):
+        load_tokenizer(tmp_path / "alien.json")
+    (tmp_path / "v0.json").write_text(json.dumps({**payload, "version": 0}), encoding="utf-8")
+    with pytest.raises(ValueError, match="unsupported tokenizer file version 0"):
+        load_tokenizer(tmp_path / "v0.json")
+
+
+def test_from_dict_reads_what_to_dict_gives(bpe):
+    back = BPETokenizer.from_dict(json.loads(json.dumps(bpe.to_dict())))
+    assert back.get_state() == bpe.get_state()
+    with pytest.raises(ValueError, match="the dict holds a bpe tokenizer, not a char one"):
+        CharTokenizer.from_dict(bpe.to_dict())
+
+
+def test_the_base_module_knows_none_of_its_subclasses(root):
+    # base.py <- char.py, word.py, bpe.py <- the package: no import cycle, and each tokenizer loads on use
+    script = (
+        "import sys\n"
+        "import mllm_core.tokenizers.base\n"
+        "print(sorted(m for m in sys.modules if m.startswith('mllm_core.tokenizers.')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['mllm_core.tokenizers.base']"
 
 
 def test_encoding_stats_compare_tokenizers_on_a_text(bpe):

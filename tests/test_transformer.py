@@ -219,6 +219,14 @@ def test_probe_ids_explains_unknown_characters_and_overlong_text():
         probe_ids(tok, "the cat c", 8)
 
 
+def test_probe_ids_takes_any_text_with_a_tokenizer_that_has_no_unknown_token():
+    from mllm_core.tokenizers import BPETokenizer
+
+    tok = BPETokenizer().train("the cat sat on the mat", vocab_size=260)
+    assert tok.unk_id is None
+    assert probe_ids(tok, "the zebra 🦓", 64) == tok.encode("the zebra 🦓")
+
+
 # ---------------------------------------------------------------------------------------------
 # Training
 

@@ -81,14 +81,8 @@ def visible(token: str, show_whitespace: bool = True) -> str:
 
 def pieces(tok: Tokenizer, text: str) -> list[tuple[int, str, bytes]]:
     """(id, text shown, bytes) of each token of `text`."""
-    out = []
-    for i in tok.encode(text):
-        if isinstance(tok, BPETokenizer):
-            raw = tok.token_bytes(i)
-        else:  # `<unk>` stands for no bytes in particular
-            raw = b"" if i == tok.unk_id else tok.id_to_token(i).encode("utf-8")
-        out.append((i, tok.id_to_token(i), raw))
-    return out
+    # `<unk>` stands for no bytes in particular, whatever its text
+    return [(i, tok.id_to_token(i), b"" if i == tok.unk_id else tok.token_bytes(i)) for i in tok.encode(text)]
 
 
 MAX_SPANS = 5000  # more spans than this make the browser crawl; the counts still cover everything
@@ -142,15 +136,12 @@ def merges_frame(tok: BPETokenizer, show_whitespace: bool = False) -> pd.DataFra
 
 def vocab_frame(tok: Tokenizer, show_whitespace: bool = False) -> pd.DataFrame:
     """One row per id: the token, its length in bytes and its frequency in the training text."""
-    tokens = [tok.id_to_token(i) for i in range(tok.vocab_size)]
-    n_bytes = [
-        len(tok.token_bytes(i)) if isinstance(tok, BPETokenizer) else len(s.encode()) for i, s in enumerate(tokens)
-    ]
+    ids = range(tok.vocab_size)
     return pd.DataFrame(
         {
-            "id": range(tok.vocab_size),
-            "token": [visible(s, show_whitespace) for s in tokens],
-            "bytes": n_bytes,
+            "id": ids,
+            "token": [visible(tok.id_to_token(i), show_whitespace) for i in ids],
+            "bytes": [len(tok.token_bytes(i)) for i in ids],
             "frequency": tok.token_frequencies(),
         }
     )

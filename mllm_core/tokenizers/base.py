@@ -2,6 +2,8 @@
 
 A saved tokenizer is a JSON file (`kind`, `version`, the tokenizer's own `state`) plus a
 readable companion `.vocab` file with one token per line, for people rather than programs.
+This module knows none of its subclasses: `load_tokenizer` (in the package) picks the class
+from `kind`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ FORMAT_VERSION = 1
 
 
 class Tokenizer:
-    """Base class: subclasses implement `train`, `encode`, `decode`, `id_to_token` and the state."""
+    """Base class: subclasses implement `train`, `encode`, `decode`, `id_to_token`, `token_bytes` and the state."""
 
     kind: ClassVar[str] = "base"
     unk_id: ClassVar[int | None] = None  # the id unknown input maps to; None for lossless tokenizers
@@ -34,6 +36,10 @@ class Tokenizer:
         raise NotImplementedError
 
     def id_to_token(self, i: int) -> str:
+        raise NotImplementedError
+
+    def token_bytes(self, i: int) -> bytes:
+        """The UTF-8 bytes token `i` stands for (`<unk>`: the bytes of its text, b"<unk>")."""
         raise NotImplementedError
 
     def tokens(self, text: str) -> list[str]:
@@ -66,12 +72,17 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        """Read back what `save` wrote: a tokenizer of this class's kind (`load_tokenizer` reads any kind)."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")), path)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any], source: object = "the dict") -> Tokenizer:
+        """The tokenizer `to_dict` gave; ValueError for another format version or kind (`source` names the origin)."""
         if payload.get("version") != FORMAT_VERSION:
             raise ValueError(f"unsupported tokenizer file version {payload.get('version')!r}")
-        if cls.kind != "base" and payload.get("kind") != cls.kind:
-            raise ValueError(f"{path} holds a {payload.get('kind')} tokenizer, not a {cls.kind} one")
-        tok = cls() if cls.kind != "base" else _KINDS[payload["kind"]]()
+        if payload.get("kind") != cls.kind:
+            raise ValueError(f"{source} holds a {payload.get('kind')} tokenizer, not a {cls.kind} one")
+        tok = cls()
         tok.set_state(payload["state"])
         return tok
 
@@ -97,6 +108,9 @@ class ListVocabTokenizer(Tokenizer):
 
     def id_to_token(self, i: int) -> str:
         return self.itos[i]
+
+    def token_bytes(self, i: int) -> bytes:
+        return self.itos[i].encode("utf-8", errors="surrogatepass")  # lone surrogates too, as in BPE
 
     def token_frequencies(self) -> list[int]:
         return [self.counts.get(s, 0) for s in self.itos]
@@ -124,21 +138,3 @@ def encoding_stats(tok: Tokenizer, text: str) -> dict[str, float]:
         "bytes per token": len(text.encode("utf-8", errors="surrogatepass")) / len(ids) if ids else 0.0,
         "unk share": n_unk / len(ids) if ids else 0.0,
     }
-
-
-_KINDS: dict[str, type[Tokenizer]] = {}
-
-
-def register(cls: type[Tokenizer]) -> type[Tokenizer]:
-    """Class decorator: lets `load_tokenizer` find a tokenizer class by its `kind`."""
-    _KINDS[cls.kind] = cls
-    return cls
-
-
-def load_tokenizer(path: str | Path) -> Tokenizer:
-    """Load any saved tokenizer, whatever its kind."""
-    import mllm_core.tokenizers.bpe  # noqa: F401  (registers the kinds)
-    import mllm_core.tokenizers.char  # noqa: F401
-    import mllm_core.tokenizers.word  # noqa: F401
-
-    return Tokenizer.load(path)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mllm_core.tokenizers.base import Tokenizer, register
+from mllm_core.tokenizers.base import Tokenizer
 
 try:  # the `regex` module knows Unicode classes (\p{L}); `re` needs an approximation
     import regex as _re
@@ -231,7 +231,6 @@ def encode_chunk(ids: list[int], ranks: dict[tuple[int, int], int]) -> list[int]
 # The tokenizer
 
 
-@register
 class BPETokenizer(Tokenizer):
     """Byte-level BPE with optional GPT-2 regex pre-split.
 
@@ -243,6 +242,7 @@ class BPETokenizer(Tokenizer):
     """
 
     kind = "bpe"
+    unk_id = None  # every string is a sequence of bytes, and every byte has an id: nothing is unknown
 
     def __init__(self, pattern: str | None = GPT2_PATTERN) -> None:
         self.pattern = pattern  # pre-split regex; None lets merges cross word boundaries
@@ -327,6 +327,7 @@ class BPETokenizer(Tokenizer):
         return [self.token_counts.get(i, 0) for i in range(self.vocab_size)]
 
     def token_bytes(self, i: int) -> bytes:
+        """The token's bytes; several tokens may be needed to make one whole character."""
         return self.vocab[i]
 
     def id_to_token(self, i: int) -> str:

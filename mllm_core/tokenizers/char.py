@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mllm_core.tokenizers.base import ListVocabTokenizer, register
+from mllm_core.tokenizers.base import ListVocabTokenizer
 
 UNK = "<unk>"
 
 
-@register
 class CharTokenizer(ListVocabTokenizer):
     """>>> tok = CharTokenizer().train("hello")
     >>> tok.encode("hole"), tok.vocab_size

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from mllm_core.tokenizers.base import ListVocabTokenizer, register
+from mllm_core.tokenizers.base import ListVocabTokenizer
 
 UNK, PAD, BOS, EOS = "<unk>", "<pad>", "<bos>", "<eos>"
 SPECIALS = (UNK, PAD, BOS, EOS)  # ids 0, 1, 2, 3 in every word vocabulary
@@ -34,7 +34,6 @@ def basic_english(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-@register
 class WordTokenizer(ListVocabTokenizer):
     """>>> tok = WordTokenizer().train("the cat sat. the dog sat.")
     >>> tok.tokens("The cat ran.")
