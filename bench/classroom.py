@@ -154,6 +154,30 @@ def settle_time(samples: list[tuple[float, float]], start: float, cores: float =
     return None
 
 
+def span(samples: list[tuple[float, object]], t0: float, t1: float) -> tuple[tuple, tuple] | None:
+    """The first and the last of the (t, value) samples taken between `t0` and `t1` (None if under two).
+
+    >>> span([(0, "a"), (1, "b"), (2, "c"), (3, "d")], 0.5, 2.5)
+    ((1, 'b'), (2, 'c'))
+    """
+    inside = [sample for sample in samples if t0 <= sample[0] <= t1]
+    return (inside[0], inside[-1]) if len(inside) >= 2 else None
+
+
+def busy_between(samples: list[tuple[float, dict]], t0: float, t1: float) -> dict[str, float]:
+    """The fraction of time each core was busy between `t0` and `t1`, from samples of cumulative
+    {core: (busy, total)} jiffies (`core_times()`); {} without two samples in the interval.
+
+    >>> busy_between([(0, {"cpu0": (0, 0)}), (5, {"cpu0": (50, 100)}), (10, {"cpu0": (140, 200)})], 0, 10)
+    {'cpu0': 0.7}
+    """
+    ends = span(samples, t0, t1)
+    if ends is None:
+        return {}
+    (_, a), (_, b) = ends
+    return {c: round((b[c][0] - a[c][0]) / max(1, b[c][1] - a[c][1]), 3) for c in a if c in b}
+
+
 def descendants(parents: dict[int, int], root: int) -> set[int]:
     """`root` and every process below it, from a {pid: parent pid} map.
 
@@ -183,9 +207,7 @@ def fmt_s(t: Timing | None) -> str:
 def summarise(raw: dict) -> dict:
     """The table's figures from the raw timings `run_class` recorded."""
     students, limit = raw["students"], raw["config"]["first_step_limit_s"]
-    ready = [
-        (s["ready_s"], True) if s["ready_s"] is not None else (raw["config"]["timeout_s"], False) for s in students
-    ]
+    ready = [(s["ready_s"], True) if s["ready_s"] is not None else (raw["config"]["timeout"], False) for s in students]
     first = [(s["first_step_s"], True) if s["first_step_s"] is not None else (limit, False) for s in students]
     last_states = [parse_status(s["samples"][-1]["status"]) if s["samples"] else None for s in students]
     switches = [(w["s"], True) if w["s"] is not None else (w["waited_s"], False) for w in raw["switcher"]["switches"]]
@@ -200,6 +222,7 @@ def summarise(raw: dict) -> dict:
         "all_ready": max(ready, key=lambda t: (not t[1], t[0])) if ready else None,
         "first_step_limit_s": limit,
         "showed_step": sum(exact for _, exact in first),
+        "never_ready": sum(s["ready_s"] is None for s in students),
         "stayed_queued": sum(1 for s in last_states if s and s[0] == "queued"),
         "first_step": median_max(first),
         "switch": median_max(switches),
@@ -215,8 +238,19 @@ def summarise(raw: dict) -> dict:
         ),
         "errors": sum(bool(s["error"]) for s in everyone),
         "watched_server": bool(cpu),
+        "cores_busy": busy_between([(t, c["cores"]) for t, c in raw["client"]], raw["marks"]["open"], closed),
+        "client_cores": client_cores(raw["client"], raw["marks"]["open"], closed),
         "idle_after_close_s": settle_time(cpu, closed) if cpu and closed is not None else None,
     }
+
+
+def client_cores(samples: list[tuple[float, dict]], t0: float, t1: float) -> float | None:
+    """Cores the bench and its browsers used on average between `t0` and `t1`."""
+    ends = span(samples, t0, t1)
+    if ends is None:
+        return None
+    (ta, a), (tb, b) = ends
+    return round((b["cpu"] - a["cpu"]) / (tb - ta), 3)
 
 
 def table(summary: dict) -> str:
@@ -228,7 +262,9 @@ def table(summary: dict) -> str:
         f"{limit} s | first step after click (median / max) | page switch for another user (median / max) "
         "| /_stcore/health max | peak server RSS | tracebacks | failed jobs | CPU idle after close |"
     )
-    queued = f" ({s['stayed_queued']} stayed queued)" if s["stayed_queued"] else ""
+    notes = [f"{s['stayed_queued']} stayed queued"] if s["stayed_queued"] else []
+    notes += [f"{s['never_ready']} never loaded"] if s["never_ready"] else []
+    queued = f" ({', '.join(notes)})" if notes else ""
     health = "–" if s["health_max_s"] is None else f"{s['health_max_s']:.2f} s"
     if s["health_failures"]:
         health += f" ({s['health_failures']} failed)"
@@ -284,6 +320,23 @@ def tree_usage(root: int) -> dict | None:
         "processes": len(tree),
         "threads": sum(int(stats[p][17]) for p in tree),
     }
+
+
+def core_times() -> dict[str, tuple[int, int]]:
+    """{"cpu0": (busy, total), ...} jiffies since boot, from /proc/stat (the whole machine)."""
+    cores = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            v = [int(x) for x in values[:8]]  # user nice system idle iowait irq softirq steal
+            cores[name] = (sum(v) - v[3] - v[4], sum(v))
+    return cores
+
+
+def client_usage() -> dict:
+    """What the client side costs: every core's jiffies, and this process's tree's CPU seconds
+    (the bench, playwright's driver and Chromium)."""
+    return {"cores": core_times(), "cpu": tree_usage(os.getpid())["cpu"]}
 
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -606,11 +659,16 @@ def main(argv: list[str] | None = None) -> int:
         marks["server_up"] = clock()
         health = Sampler(lambda: health_latency(url), 0.5, clock)
         server = Sampler(lambda: tree_usage(pid), 1.0, clock) if pid else None
-        for sampler in filter(None, (health, server)):
+        client = Sampler(client_usage, 1.0, clock)
+        for sampler in filter(None, (health, server, client)):
             sampler.start()
             stack.callback(sampler.stop)
-        raw = asyncio.run(run_class(url, args, IDLE_WINDOW_S + IDLE_HOLD if server else 0, clock, marks))
-        for sampler in filter(None, (health, server)):
+        try:
+            raw = asyncio.run(run_class(url, args, IDLE_WINDOW_S + IDLE_HOLD if server else 0, clock, marks))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM; the ExitStack stops the samplers and the server
+            print("interrupted: no figures", file=sys.stderr)
+            return 130
+        for sampler in filter(None, (health, server, client)):
             sampler.stop()
         exit_info = stop_server(proc) if proc else None
         raw |= {
@@ -618,16 +676,18 @@ def main(argv: list[str] | None = None) -> int:
             "marks": {k: round(v, 3) for k, v in marks.items()},
             "health": health.samples,
             "server": [(t, r) for t, r in server.samples if r] if server else [],
+            "client": client.samples,
             "server_exit": exit_info,
             "server_tracebacks": log.read_text(errors="replace").count("Traceback") if proc else None,
             "server_log_tail": log.read_text(errors="replace")[-20_000:] if proc else None,
         }
+    if args.json:  # the raw timings first: a run takes minutes
+        Path(args.json).write_text(json.dumps(raw, indent=1))
     summary = summarise(raw)
     print(table(summary))
     print(report_lines(raw, summary))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"summary": summary, **raw}, f, indent=1)
+        Path(args.json).write_text(json.dumps({"summary": summary, **raw}, indent=1))
     return 0
 
 
@@ -643,6 +703,12 @@ def report_lines(raw: dict, summary: dict) -> str:
         lines.append(
             f"- shared models still training {IDLE_WINDOW_S + IDLE_HOLD:.0f} s after the tabs closed: "
             + (raw["shared_after_close"] or "none")
+        )
+    if summary["cores_busy"]:
+        busy = ", ".join(f"{core} {f:.0%}" for core, f in summary["cores_busy"].items())
+        lines.append(
+            f"- cores busy from opening the lab to closing the tabs: {busy} (the whole machine, other programs "
+            f"included); the bench and its browsers used {summary['client_cores']:.2f} core(s)"
         )
     samples = raw["server"]
     if samples:

@@ -75,18 +75,19 @@ def test_tree_usage_of_this_process():
     assert tree_usage(2**22 + 1) is None  # above Linux's largest pid
 
 
-def raw_run(first_steps: list[float | None], last_states: list[str]) -> dict:
+def raw_run(students: list[tuple[float | None, str | None]]) -> dict:
+    """Raw timings of a class: per student (first step or None, last state seen or None = never ready)."""
     students = [
         {
-            "ready_s": 10.0 + i,
-            "first_step_s": s,
-            "samples": [{"t": 50.0, "status": f"{state} · step {7 if s else 0} / 1,000"}],
+            "ready_s": None if state is None else 10.0 + i,
+            "first_step_s": first,
+            "samples": [{"t": 50.0, "status": f"{state} · step {7 if first else 0} / 1,000"}] if state else [],
             "exceptions": 0,
             "traceback": False,
             "failed": state == "failed",
             "error": None,
         }
-        for i, (s, state) in enumerate(zip(first_steps, last_states, strict=True))
+        for i, (first, state) in enumerate(students)
     ]
     switcher = {
         "load": (4.0, True),
@@ -102,21 +103,25 @@ def raw_run(first_steps: list[float | None], last_states: list[str]) -> dict:
         "switcher": switcher,
         "health": [(1.0, 0.02), (1.5, 0.4), (2.0, None)],
         "server": [(t, {"rss": 500 * 2**20 + t, "cpu": min(t, 60) * 0.9}) for t in range(0, 100)],
-        "marks": {"closed": 60.0},
+        "client": [(t, {"cores": {"cpu0": (t * 50, t * 100)}, "cpu": t * 0.25}) for t in range(0, 100)],
+        "marks": {"open": 10.0, "closed": 60.0},
         "server_tracebacks": 0,
     }
 
 
-def test_summary_and_table_row_of_a_class_of_three():
-    raw = raw_run([9.5, None, None], ["running", "queued", "failed"])
+def test_summary_and_table_row_of_a_class_of_four():
+    raw = raw_run([(9.5, "running"), (None, "queued"), (None, "failed"), (None, None)])
     s = summarise(raw)
-    assert s["all_ready"] == (12.0, True)
+    assert s["all_ready"] == (120.0, False)  # one tab never got ready
     assert (s["showed_step"], s["stayed_queued"], s["failed_jobs"]) == (1, 1, 1)
     assert s["first_step"] == ((120.0, False), (120.0, False))
     assert s["switch"] == ((3.0, True), (60.0, False))
     assert (s["health_max_s"], s["health_failures"]) == (0.4, 1)
     assert s["tracebacks"] == 1
     assert s["idle_after_close_s"] == 0.0
+    assert (s["cores_busy"], s["client_cores"]) == ({"cpu0": 0.5}, 0.25)
     row = table(s).splitlines()[-1]
-    assert row.startswith("| 3 (pinned) | 12.0 s | 1 / 3 (1 stayed queued) | > 120 s / > 120 s | 3.0 s / > 60 s")
+    assert row.startswith(
+        "| 4 (pinned) | > 120 s | 1 / 4 (1 stayed queued, 1 never loaded) | > 120 s / > 120 s | 3.0 s / > 60 s"
+    )
     assert "| 0.40 s (1 failed) | 500 MiB |" in row
