@@ -16,6 +16,10 @@ The scenario of issue 13 ("Classroom at scale"), in real headless Chromium drive
 4. a sampler reads the server's process tree from /proc every second (RSS, CPU time, threads),
    which gives the peak RSS and how long the CPU takes to go idle after the tabs close.
 
+Clicks are DOM events sent to the button or link (see `train`). All tabs share one machine, unlike
+a real class, so the run also reports how busy each core was and how much CPU the browsers took:
+a figure measured with the client core saturated says as much about Chromium as about the server.
+
 `--pin` puts the server on core 0 (`taskset -c 0`, roughly a small Community Cloud container)
 and this process, so the browser it launches, on core 1. `--url` measures a running server
 instead (`--pid` names its process for the RSS and CPU figures).
@@ -57,8 +61,6 @@ SWITCH_PAGES = (("Tokenizer", "Tokenizer"), ("Home", HOME_TITLE))  # (sidebar li
 SHARED_TRAINING = "Shared models training"  # ui.common.sidebar_status, while a default model trains
 SWITCH_LIMIT_S = 60.0  # a page switch still waiting after this counts as "never loaded"
 SWITCH_PAUSE_S = 1.0  # the other user reads for a second between two switches
-# Clicks are dispatched as DOM events: playwright's click() first waits for the element to be
-# stable over animation frames, which on a busy client core took 3-20 s and would blur the barrier.
 SAMPLE_EVERY_S = 2.0  # how often a student's status line is recorded once it has shown a step
 IDLE_WINDOW_S = 30.0  # how long after the tabs close the server's CPU is watched
 IDLE_CPU = 0.05  # "idle": under 5% of one core...
@@ -279,10 +281,13 @@ def table(summary: dict) -> str:
         fmt_s(s["all_ready"]),
         f"{s['showed_step']} / {s['sessions']}{queued}",
         " / ".join(fmt_s(t) for t in s["first_step"]) if s["first_step"] else "–",
-        " / ".join(fmt_s(t) for t in s["switch"]) + f" ({s['switches']} switches)" if s["switch"] else "–",
+        " / ".join(fmt_s(t) for t in s["switch"]) + f" ({s['switches']} switch{'es' * (s['switches'] != 1)})"
+        if s["switch"]
+        else "–",
         health,
         rss,
-        f"{s['tracebacks']} in pages, {s['server_tracebacks']} in the server log",
+        f"{s['tracebacks']} in pages"
+        + ("" if s["server_tracebacks"] is None else f", {s['server_tracebacks']} in the server log"),
         str(s["failed_jobs"]),
         idle_cell,
     ]
@@ -522,6 +527,8 @@ async def open_student(browser, url: str, deadline: float, clock, contexts: list
 async def train(page, record: dict, t_click: float, limit_s: float, class_end: float, clock) -> None:
     """Press Train, time the first step > 0 (at most `limit_s`), then sample until the class ends."""
     try:
+        # A DOM click event, as in other_user: playwright's click() first waits until the button has
+        # stood still over animation frames, which took 3-20 s on a busy client core and blurred the barrier.
         train_button = page.get_by_role("button", name="Train", exact=True)
         await train_button.dispatch_event("click", timeout=ms_left(t_click + limit_s, clock))
         record["click_s"] = round(clock() - t_click, 3)
@@ -551,15 +558,15 @@ async def other_user(browser, url: str, class_end: float, clock, contexts: list)
     record = {"load": None, "switches": []} | new_record()
     page = await context.new_page()
     limit_ms = SWITCH_LIMIT_S * 1000
-    t = clock()
-    try:
-        await open_home(page, url, SWITCH_LIMIT_S)
-        record["load"] = (round(clock() - t, 3), True)
-    except PlaywrightTimeout:
-        record["load"] = (round(clock() - t, 3), False)
     nav = page.locator("[data-testid='stSidebarNav']")
     try:
-        for i in range(10_000):  # bounded by the class's end
+        t = clock()
+        try:
+            await open_home(page, url, SWITCH_LIMIT_S)
+            record["load"] = (round(clock() - t, 3), True)
+        except PlaywrightTimeout:
+            record["load"] = (round(clock() - t, 3), False)
+        for i in range(10_000):  # bounded by the class's end (the last switch may end up to 60 s later)
             if clock() >= class_end:
                 break
             label, title = SWITCH_PAGES[i % 2]
@@ -627,7 +634,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=120, help="limit (s) for a page to open and a first step to show"
     )
-    parser.add_argument("--warmup", type=float, default=60, help="at most this long (s) waiting for the default models")
+    parser.add_argument(
+        "--warmup", type=float, default=120, help="at most this long (s) waiting for the default models to finish"
+    )
     parser.add_argument("--url", help="measure this running server instead of starting one")
     parser.add_argument("--pid", type=int, help="with --url: the server's process id, for the RSS and CPU figures")
     parser.add_argument("--json", metavar="PATH", help="write the raw timings and the summary here")
