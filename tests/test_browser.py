@@ -181,7 +181,8 @@ def test_training_from_a_page_pauses_resumes_stops_and_ends_with_the_tab(server,
     watch the live loss, pause, resume, stop; then a new run ends when its tab closes."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server.url}/attention", timeout=60_000)
-    train = page.get_by_role("button", name="Train", exact=True)
+    lab = page.get_by_test_id("stMain")  # not the header's own "Stop", shown while a script reruns
+    train = lab.get_by_role("button", name="Train", exact=True)
     train.wait_for(timeout=90_000)
     wait_until_idle(page)
     train.click()
@@ -194,17 +195,17 @@ def test_training_from_a_page_pauses_resumes_stops_and_ends_with_the_tab(server,
     page.get_by_text("One head, one sentence, every number").first.wait_for(timeout=30_000)
     page.get_by_role("tab", name="Train").click()
 
-    page.get_by_role("button", name="Pause").click()
+    lab.get_by_role("button", name="Pause").click()
     wait_for_progress(page, "paused")
     time.sleep(2)  # the step in flight finishes and the view refreshes
     paused = progress_text(page)
     time.sleep(2.5)
     assert "paused" in paused
     assert progress_text(page).split("·")[1] == paused.split("·")[1], "the step count moved while paused"
-    page.get_by_role("button", name="Resume").click()
+    lab.get_by_role("button", name="Resume").click()
     wait_for_progress(page, "running")
     assert first != progress_text(page)
-    page.get_by_role("button", name="Stop").click()
+    lab.get_by_role("button", name="Stop").click()
     wait_for_progress(page, "stopped")
     assert server.wait_for_log("job 'att' ended: stopped")
 
