@@ -181,7 +181,7 @@ def test_training_from_a_page_pauses_resumes_stops_and_ends_with_the_tab(server,
     watch the live loss, pause, resume, stop; then a new run ends when its tab closes."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server.url}/attention", timeout=60_000)
-    lab = page.get_by_test_id("stMain")  # not the header's own "Stop", shown while a script reruns
+    lab = page.get_by_test_id("stMainBlockContainer")  # not the header's own "Stop", shown while a script reruns
     train = lab.get_by_role("button", name="Train", exact=True)
     train.wait_for(timeout=90_000)
     wait_until_idle(page)
