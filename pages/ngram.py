@@ -48,7 +48,7 @@ with st.expander("Sampling settings (temperature, top-k, top-p, seed, length)"):
 
 if corpus is None:
     st.stop()
-digest, data, model = ui.digest(corpus.text), None, None
+digest, data, model = corpora.text_digest(corpus.text), None, None
 with guard("Counting the n-grams"):
     data = ui.fitted(digest, level, corpus.text)
     model = NGramModel.from_counts(data.counts, n, smoothing, k)

@@ -6,7 +6,6 @@ once per server for every session (`fitted`); samples and curves are cached per 
 
 from __future__ import annotations
 
-import hashlib
 import html
 from dataclasses import dataclass
 
@@ -22,10 +21,6 @@ ORDERS = (1, 2, 3, 4, 5)  # the n of the side-by-side samples and of the curves
 CURVE_TOKENS = 100_000  # at most this many tokens scored per perplexity point (train and validation)
 COPY_COLOR = "#fde68a"
 LONGEST_COLOR = "#fb923c"
-
-
-def digest(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
