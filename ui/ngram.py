@@ -97,26 +97,6 @@ def samples(
 # Text
 
 
-def join(tokens: list[str], level: str) -> str:
-    """Tokens as text: words joined by spaces, characters as they are, `</s>` as a line break.
-
-    >>> join(["a", "b", "</s>", "c"], "word"), join(["a", "b", "</s>", "c"], "char")
-    ('a b\\nc', 'ab\\nc')
-    """
-    sep = " " if level == "word" else ""
-    return "\n".join(sep.join(part) for part in _split_eos(tokens))
-
-
-def _split_eos(tokens: list[str]) -> list[list[str]]:
-    parts = [[]]
-    for t in tokens:
-        if t == EOS:
-            parts.append([])
-        else:
-            parts[-1].append(t)
-    return parts
-
-
 def tokens_of(text: str, level: str) -> list[str]:
     """A prompt as tokens; a line break inside it ends a sequence (`</s>`)."""
     out = []
