@@ -1,5 +1,6 @@
 """Spec of mllm_core.ngram: counting, the three smoothings, scoring, sampling and the TextLM adapter."""
 
+import itertools
 import math
 import random
 from collections import Counter, defaultdict
@@ -185,6 +186,41 @@ def test_vectorised_scores_equal_one_query_at_a_time(smoothing):
             history.append(token)
     with np.errstate(divide="ignore"):
         assert model.log_probs(held_out) == pytest.approx(np.log(expected))
+
+
+def every_context(tokens: list[str], length: int) -> list[tuple[str, ...]]:
+    """Every context of `length` tokens a scored text can give: `<s>` padding, then any tokens."""
+    return [(BOS,) * pad + rest for pad in range(length + 1) for rest in itertools.product(tokens, repeat=length - pad)]
+
+
+@pytest.mark.parametrize("smoothing", ngram.SMOOTHINGS)
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_each_smoothing_writes_one_formula_for_one_context_and_for_every_position(smoothing, n):
+    model = NGramModel(n, smoothing, k=0.3).fit(random_corpus(9, alphabet="abc"))
+    tokens = ["a", "b", "c", "zzz"]  # "zzz" was never seen: <unk>
+    texts, where, expected = [], [], []
+    for context in every_context(tokens, n - 1):
+        p = model.next_probs(model.fitted.ids(context))  # one context
+        start = list(context[context.count(BOS) :])  # a text scored from its start sees the <s> padding
+        for token in [*tokens, EOS]:
+            texts.append(start if token == EOS else [*start, token])
+            where.append(sum(len(t) + 1 for t in texts[:-1]) + len(start))  # the token right after the context
+            expected.append(p[model.fitted.ids([token])[0]])
+    with np.errstate(divide="ignore"):
+        scored = model.log_probs(texts)[where]  # every position at once
+        assert scored == pytest.approx(np.log(expected), rel=1e-12)
+    assert np.isfinite(scored).all() == (smoothing != "mle")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_longest_seen_context_matches_a_brute_force_search(seed):
+    seqs = random_corpus(seed, alphabet="abc")
+    counts = count_ngrams(seqs, 4)
+    seen = {g[:-1] for g in brute_counts(seqs, 4)}  # contexts seen before a token: counted windows minus their last
+    for context in every_context(["a", "b", "c", "zzz"], 3):
+        length, row = counts.longest_seen(counts.ids(context))
+        assert length == max(j for j in range(4) if context[3 - j :] in seen), context
+        assert row == (counts.find(counts.ids(context[3 - length :])) if length else 0)
 
 
 # ---------------------------------------------------------------------------------------------
