@@ -697,10 +697,10 @@ class NGramModel:
             raise ValueError("length must be >= 0")
         filter_logits(torch.zeros(1), temperature, top_k, top_p)  # bad settings fail before the first draw
         generator = make_generator(seed)
-        history = c.ids(prompt_tokens)
+        history, levels = c.ids(prompt_tokens), self._levels()
         out: list[str] = []
         for _ in range(length):
-            ids, logits = self.rule.draw_from(self._context(_context(history, self.n, BOS_ID, EOS_ID)))
+            ids, logits = self.rule.draw_from(_Context(c, levels, _context(history, self.n, BOS_ID, EOS_ID)))
             if len(ids) == 1:  # one possible token (MLE, one continuation seen): p = 1 whatever the settings
                 nid = int(ids[0])
             else:
