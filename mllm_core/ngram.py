@@ -28,7 +28,7 @@ never predicted, `</s>` is, and tokens never seen in training map to `<unk>`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,6 +161,63 @@ class NGramCounts:
             if row >= 0 and self.level(length + 1).total[row] > 0:
                 return length, row
         return 0, 0
+
+    # -- queries for display and sparsity --------------------------------------------------------
+
+    def count(self, ngram: Sequence[str]) -> int:
+        """C(ngram): how often `ngram` (1..max_order tokens, `<s>` / `</s>` allowed) occurs in training.
+
+        >>> count_ngrams([["a", "b", "a", "b"]], 2).count(["a", "b"])
+        2
+        """
+        row = self.find(self.ids(ngram))
+        return 0 if row < 0 else int(self.tables[len(ngram) - 1].counts[row])
+
+    def table_size(self, order: int) -> int:
+        """Distinct n-grams of an order seen in training."""
+        check_order(self, order)
+        return int((self.tables[order - 1].counts > 0).sum())
+
+    def continuations(self, context: Sequence[str]) -> dict[str, int]:
+        """C(context w) of every w seen after `context` (at most max_order - 1 tokens).
+
+        >>> count_ngrams([["a", "b"], ["a", "c"], ["a", "b"]], 2).continuations(["a"])
+        {'b': 2, 'c': 1}
+        """
+        if len(context) >= self.max_order:
+            raise ValueError(f"these counts stop at order {self.max_order}: give at most {self.max_order - 1} tokens")
+        row = self.find(self.ids(context))
+        return {} if row < 0 else self._seen_after(len(context) + 1, row)
+
+    def continuation_table(self, order: int) -> Iterator[tuple[tuple[str, ...], dict[str, int]]]:
+        """(context, its continuations) for every context of order - 1 tokens seen before a token,
+        in table order: the rows of the page's bigram and trigram tables (meant for small corpora)."""
+        for row, context in enumerate(_ngram_tokens(self, order - 1)):
+            after = self._seen_after(order, row)
+            if after:
+                yield context, after
+
+    def _seen_after(self, order: int, row: int) -> dict[str, int]:
+        """{w: C(c w)} for the w seen after the context in row `row` of the order below."""
+        table, V = self.tables[order - 1], self.V
+        lo, hi = table.starts[row], table.starts[row + 1]
+        return {self.vocab[k % V]: int(n) for k, n in zip(table.keys[lo:hi], table.counts[lo:hi], strict=True) if n > 0}
+
+    def unseen_share(self, sequences: Sequence[str] | Iterable[Sequence[str]], order: int) -> float:
+        """Share of the n-grams of an order in `sequences` never seen in training: sparsity.
+
+        Each sequence is padded as for scoring (`<s>` before, `</s>` after), one n-gram per token.
+
+        >>> count_ngrams([["The", "quick", "fox"]], 2).unseen_share(["The", "quick", "dog"], 2)  # (quick dog), (dog </s>)
+        0.5
+        """
+        check_order(self, order)
+        stream, targets = _pad([self.ids(s) for s in _as_sequences(sequences)], order)
+        if len(targets) == 0:
+            raise ValueError("nothing to score: the text has no tokens")
+        rows = self.window_ids(stream, order)[order][targets]
+        seen = (rows >= 0) & (self.tables[order - 1].counts[np.maximum(rows, 0)] > 0)
+        return float(1 - seen.mean())
 
 
 def _pad(seqs_ids: list[list[int]], order: int) -> tuple[np.ndarray, np.ndarray]:
@@ -611,45 +668,6 @@ class NGramModel:
         lp = self.log_probs(tokens)
         return float("inf") if np.isneginf(lp).any() else float(math.exp(-lp.mean()))
 
-    def unseen_share(self, sequences: Iterable[Sequence[str]], order: int | None = None) -> float:
-        """Share of the n-grams (order n unless given) of `sequences` never seen in training: sparsity."""
-        order = self.n if order is None else order
-        check_order(self.fitted, order)
-        c = self.fitted
-        stream, targets = _pad([c.ids(s) for s in _as_sequences(sequences)], order)
-        if len(targets) == 0:
-            raise ValueError("nothing to score: the text has no tokens")
-        rows = c.window_ids(stream, order)[order][targets]
-        seen = (rows >= 0) & (c.tables[order - 1].counts[np.maximum(rows, 0)] > 0)
-        return float(1 - seen.mean())
-
-    # -- counts for display ------------------------------------------------------------------
-
-    def table_size(self, order: int | None = None) -> int:
-        """Distinct n-grams of an order (n unless given) seen in training."""
-        order = self.n if order is None else order
-        check_order(self.fitted, order)
-        return int((self.fitted.tables[order - 1].counts > 0).sum())
-
-    def count(self, ngram: Sequence[str]) -> int:
-        """How often `ngram` (a tuple of 1..n tokens, `<s>` / `</s>` allowed) occurs in training."""
-        row = self.fitted.find(self.fitted.ids(ngram))
-        return 0 if row < 0 else int(self.fitted.tables[len(ngram) - 1].counts[row])
-
-    def continuations(self, context: Sequence[str]) -> dict[str, int]:
-        """Raw counts C(context w) of every w seen after `context` (its last n - 1 tokens)."""
-        context = tuple(context)[-(self.n - 1) :] if self.n > 1 else ()
-        row = self.fitted.find(self.fitted.ids(context))
-        if row < 0:
-            return {}
-        table, V = self.fitted.tables[len(context)], self.fitted.V
-        lo, hi = table.starts[row], table.starts[row + 1]
-        return {
-            self.fitted.vocab[k % V]: int(n)
-            for k, n in zip(table.keys[lo:hi], table.counts[lo:hi], strict=True)
-            if n > 0
-        }
-
     def probability_table(self, order: int | None = None, limit: int | None = None) -> list[tuple]:
         """Rows (context, token, count, p(token | context)) of an order (n unless given), by context.
 
@@ -657,21 +675,15 @@ class NGramModel:
         """
         order = self.n if order is None else order
         check_order(self.fitted, order)
-        c, V = self.fitted, self.fitted.V
+        c = self.fitted
         model = self if order == self.n else NGramModel.from_counts(c, order, self.smoothing, self.k)
-        table, rows = c.tables[order - 1], []
-        prefixes = _ngram_tokens(c, order - 1)
-        for prefix_row in range(len(table.starts) - 1):
-            lo, hi = table.starts[prefix_row], table.starts[prefix_row + 1]
-            if not table.counts[lo:hi].any():
-                continue
-            context = prefixes[prefix_row]
+        rows = []
+        for context, after in c.continuation_table(order):
             probs = model.next_probs(c.ids(context))
-            for key, n in zip(table.keys[lo:hi], table.counts[lo:hi], strict=True):
-                if n > 0:
-                    rows.append((context, c.vocab[key % V], int(n), float(probs[key % V])))
-                    if limit is not None and len(rows) >= limit:
-                        return rows
+            for token, count in after.items():
+                rows.append((context, token, count, float(probs[c.index[token]])))
+                if limit is not None and len(rows) >= limit:
+                    return rows
         return rows
 
     # -- sampling ----------------------------------------------------------------------------

@@ -58,7 +58,7 @@ name = f"{n}-gram {level} {smoothing} · {corpus.name}"
 register_model(name, NGramTextLM(model, level, name=name))
 st.caption(
     f"Counted {data.counts.n_tokens:,} training tokens ({len(data.train):,} sequences, vocabulary "
-    f"{model.vocab_size:,}); {model.table_size():,} distinct {n}-grams. The model is offered to the Generation lab."
+    f"{model.vocab_size:,}); {data.counts.table_size(n):,} distinct {n}-grams. The model is offered to the Generation lab."
 )
 
 tab_sample, tab_curves, tab_fox = st.tabs(["Samples", "Perplexity & sparsity", "The fox example"])

@@ -50,7 +50,7 @@ def test_fox_probability_table_lists_every_seen_bigram():
     assert (("The",), "quick", 1, 0.5) in rows
     assert (("<s>",), "The", 2, 1.0) in rows
     assert (("lazy",), "dog", 2, 1.0) in rows
-    assert len(rows) == NGramModel(2).fit(FOX).table_size()
+    assert len(rows) == count_ngrams(FOX, 2).table_size(2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,13 +60,13 @@ def test_fox_probability_table_lists_every_seen_bigram():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_counts_match_a_brute_force_count(seed):
     seqs = random_corpus(seed)
-    model = NGramModel(4).fit(seqs)
+    counts = count_ngrams(seqs, 4)
     expected = brute_counts(seqs, 4)
     for ngram_, count in expected.items():
-        assert model.count(ngram_) == count, ngram_
+        assert counts.count(ngram_) == count, ngram_
     for order in range(1, 5):
-        assert model.table_size(order) == sum(1 for g in expected if len(g) == order)
-    assert model.count(("zzz",)) == 0
+        assert counts.table_size(order) == sum(1 for g in expected if len(g) == order)
+    assert counts.count(("zzz",)) == 0
 
 
 def test_bpe_pieces_from_the_tokenizer_lab_are_tokens_like_any_other():
@@ -77,9 +77,22 @@ def test_bpe_pieces_from_the_tokenizer_lab_are_tokens_like_any_other():
     seqs = [bpe.tokens(line) for line in text.split("\n") if line]
     model = NGramModel(3).fit(seqs)
     for ngram_, count in brute_counts(seqs, 3).items():
-        assert model.count(ngram_) == count
-    assert " cat" in model.continuations(["the"])  # pieces keep their leading space
-    assert model.sample(bpe.tokens("the"), 1, seed=0)[0] in model.continuations(["the"])
+        assert model.fitted.count(ngram_) == count
+    assert " cat" in model.fitted.continuations(["the"])  # pieces keep their leading space
+    assert model.sample(bpe.tokens("the"), 1, seed=0)[0] in model.fitted.continuations(["the"])
+
+
+def test_the_counts_answer_the_pages_tables():
+    counts = count_ngrams(FOX, 3)
+    assert counts.count(("<s>", "The")) == 2 and counts.count(("The", "fox", "is")) == 1
+    assert counts.continuations(["The"]) == {"quick": 1, "fox": 1}
+    assert counts.continuations(["<s>", "The"]) == {"quick": 1, "fox": 1}
+    assert counts.continuations(["blue"]) == {}
+    table = dict(counts.continuation_table(2))
+    assert table[("The",)] == {"quick": 1, "fox": 1} and table[("lazy",)] == {"dog": 2}
+    assert sum(map(len, table.values())) == counts.table_size(2)
+    with pytest.raises(ValueError, match="stop at order 3"):
+        counts.continuations(["The", "quick", "brown"])
 
 
 def test_counts_of_every_order_are_shared_by_lower_order_models():
@@ -101,7 +114,7 @@ def test_mle_is_count_ratio_of_the_brute_force_count():
     for context, nxt in followers.items():
         total = sum(nxt.values())
         assert model.next_distribution(context) == pytest.approx({w: c / total for w, c in nxt.items()})
-        assert model.continuations(context) == dict(nxt)
+        assert model.fitted.continuations(context) == dict(nxt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,9 +260,9 @@ def test_training_perplexity_falls_with_n_while_sparsity_grows(lee):
     counts, train, val = lee
     ppl = [NGramModel.from_counts(counts, n, "kneser-ney").perplexity(train) for n in range(1, 5)]
     assert ppl == sorted(ppl, reverse=True)
-    sparsity = [NGramModel.from_counts(counts, n).unseen_share(val) for n in range(1, 5)]
+    sparsity = [counts.unseen_share(val, n) for n in range(1, 5)]
     assert sparsity == sorted(sparsity) and sparsity[-1] > 0.8 and sparsity[0] < 0.2
-    assert NGramModel(2).fit(FOX).unseen_share([["The", "quick", "dog"]]) == 0.25  # only (quick dog) is new
+    assert count_ngrams(FOX, 2).unseen_share([["The", "quick", "dog"]], 2) == 0.25  # only (quick dog) is new
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +288,7 @@ def test_sampling_goes_through_the_shared_sampler(smoothing, monkeypatch):
     model = NGramModel(2, smoothing).fit(FOX)
     history = ["The", *model.sample(["The"], 5, seed=0, top_k=3)]
     # MLE needs no draw where a single continuation was seen ("quick" is always followed by "brown")
-    branching = sum(len(model.continuations(history[i : i + 1])) > 1 for i in range(5))
+    branching = sum(len(model.fitted.continuations(history[i : i + 1])) > 1 for i in range(5))
     assert len(calls) == (branching if smoothing == "mle" else 5) and branching >= 1
     assert calls[0].exp().sum() == pytest.approx(1.0)  # log-probabilities of the continuations
 

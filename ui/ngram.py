@@ -70,8 +70,8 @@ def curves(text_digest: str, level: str, smoothing: str, k: float, _data: LabDat
                 train=model.perplexity(train),
                 validation=float("inf") if zero.any() else float(np.exp(-lp.mean())),
                 zero_share=float(zero.mean()),
-                unseen=model.unseen_share(val) if val else float("nan"),
-                table=model.table_size(),
+                unseen=_data.counts.unseen_share(val, n) if val else float("nan"),
+                table=_data.counts.table_size(n),
             )
         )
     return pd.DataFrame(rows)
