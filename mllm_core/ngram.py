@@ -55,10 +55,31 @@ def split_tokens(text: str, level: str = "word") -> list[list[str]]:
     >>> split_tokens("ab\\nc", "char")
     [['a', 'b'], ['c']]
     """
-    if level not in ("word", "char"):
-        raise ValueError(f"level must be 'word' or 'char', not {level!r}")
+    _check_level(level)
     lines = [line for line in text.split("\n") if line.strip()]
     return [line.split() for line in lines] if level == "word" else [list(line) for line in lines]
+
+
+def text_tokens(text: str, level: str = "word") -> list[str]:
+    """Text that goes on (a prompt, a text to score) as one list of tokens, a line break as `</s>`.
+
+    Unlike `split_tokens`, empty lines are kept: each line break ends a sequence.
+
+    >>> text_tokens("The fox\\nis", "word"), text_tokens("ab\\n", "char")
+    (['The', 'fox', '</s>', 'is'], ['a', 'b', '</s>'])
+    """
+    _check_level(level)
+    out: list[str] = []
+    for i, line in enumerate(text.split("\n")):
+        if i:
+            out.append(EOS)
+        out += line.split() if level == "word" else list(line)
+    return out
+
+
+def _check_level(level: str) -> None:
+    if level not in ("word", "char"):
+        raise ValueError(f"level must be 'word' or 'char', not {level!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -665,8 +686,7 @@ class NGramModel:
 
         `tokens` is one sequence of tokens or a list of sequences, each scored from its start.
         """
-        lp = self.log_probs(tokens)
-        return float("inf") if np.isneginf(lp).any() else float(math.exp(-lp.mean()))
+        return _perplexity(self.log_probs(tokens))
 
     def probability_table(self, order: int | None = None, limit: int | None = None) -> list[tuple]:
         """Rows (context, token, count, p(token | context)) of an order (n unless given), by context.
@@ -752,6 +772,23 @@ def _context(history: Sequence, n: int, bos, eos) -> list:
     return [bos] * (n - 1 - len(tail)) + tail
 
 
+def backoff_steps(model: NGramModel, prompt: Sequence[str], generated: Sequence[str]) -> list[int]:
+    """Steps (0-based) of a sample at which the longest seen context was shorter than the model's.
+
+    MLE conditions on that shorter context there; the page lists those steps.
+
+    >>> m = NGramModel(3).fit([["a", "b", "c"]])
+    >>> backoff_steps(m, ["x"], ["b", "c", "</s>"])  # after "x": context ('x',) -> (); after "x b": ('x', 'b') -> ('b',)
+    [0, 1]
+    """
+    steps = []
+    for i in range(len(generated)):
+        context = model.context_for([*prompt, *generated[:i]])
+        if len(model.backoff_context(context)) < len(context):
+            steps.append(i)
+    return steps
+
+
 def _as_sequences(tokens) -> list[Sequence[str]]:
     """One sequence of tokens, or a list of them, as a list of sequences."""
     tokens = list(tokens)
@@ -768,6 +805,73 @@ def _ngram_tokens(counts: NGramCounts, order: int) -> list[tuple[str, ...]]:
         rows = keys // V
     vocab = counts.vocab
     return [tuple(vocab[t] for t in reversed(col)) for col in zip(*cols, strict=True)] if cols else [()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Perplexity and sparsity against n
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """How well the n-gram model of one order fits its training text and held-out text."""
+
+    n: int
+    train: float  # perplexity on the training text
+    validation: float  # perplexity on held-out text: inf when a token has p = 0, nan without held-out text
+    zero_share: float  # share of the held-out tokens given p = 0 (MLE: unseen words or continuations)
+    unseen: float  # share of the held-out n-grams never seen in training (sparsity); nan without held-out text
+    table: int  # distinct n-grams of order n seen in training
+
+
+def perplexity_curve(
+    counts: NGramCounts,
+    train: list[list[str]],
+    val: list[list[str]],
+    smoothing: str = "mle",
+    k: float = 1.0,
+    orders: Iterable[int] = range(1, 6),
+    max_tokens: int | None = None,
+) -> list[CurvePoint]:
+    """One `CurvePoint` per n of `orders`, up to the largest n the text allows, on the first
+    `max_tokens` tokens (all unless given) of the training and the held-out sequences.
+
+    Train perplexity falls as n grows while held-out perplexity stops improving: memorisation.
+    """
+    train, val = _head(train, max_tokens), _head(val, max_tokens)
+    points = []
+    for n in orders:
+        if n > counts.longest + 1:
+            break
+        model = NGramModel.from_counts(counts, n, smoothing, k)
+        lp = model.log_probs(val) if val else np.array([np.nan])
+        unseen = counts.unseen_share(val, n) if val else float("nan")
+        zero_share = float(np.isneginf(lp).mean())
+        points.append(CurvePoint(n, model.perplexity(train), _perplexity(lp), zero_share, unseen, counts.table_size(n)))
+    return points
+
+
+def _head(seqs: list[list[str]], max_tokens: int | None) -> list[list[str]]:
+    """The first sequences holding at most `max_tokens` tokens (the first one cut if it alone is longer).
+
+    >>> _head([["a", "b"], ["c", "d"], ["e"]], 3), _head([["a", "b", "c"]], 2)
+    ([['a', 'b']], [['a', 'b']])
+    """
+    if max_tokens is None:
+        return seqs
+    out, total = [], 0
+    for seq in seqs:
+        if total + len(seq) > max_tokens:
+            if not out:
+                out.append(seq[:max_tokens])
+            break
+        out.append(seq)
+        total += len(seq)
+    return out
+
+
+def _perplexity(log_probs: np.ndarray) -> float:
+    """exp(mean negative log-likelihood); inf if any token has probability 0 (log p = -inf)."""
+    return float("inf") if np.isneginf(log_probs).any() else float(math.exp(-log_probs.mean()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -859,12 +963,7 @@ class NGramTextLM:
         return self.model.vocab_size
 
     def encode(self, text: str) -> list[int]:
-        counts, out = self.model.fitted, []
-        for i, line in enumerate(text.split("\n")):
-            if i:
-                out.append(EOS_ID)
-            out += counts.ids(line.split() if self.level == "word" else line)
-        return out
+        return self.model.fitted.ids(text_tokens(text, self.level))
 
     def decode(self, ids: list[int]) -> str:
         vocab = self.model.vocab

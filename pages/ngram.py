@@ -3,7 +3,7 @@
 import streamlit as st
 
 from mllm_core import corpora
-from mllm_core.ngram import NGramModel, NGramTextLM, memorisation, split_tokens
+from mllm_core.ngram import NGramModel, NGramTextLM, backoff_steps, memorisation, split_tokens, text_tokens
 from ui import ngram as ui
 from ui.common import corpus_picker, guard, page_header, register_model, sampling_controls
 
@@ -64,7 +64,7 @@ st.caption(
 tab_sample, tab_curves, tab_fox = st.tabs(["Samples", "Perplexity & sparsity", "The fox example"])
 
 with tab_sample:
-    prompt_tokens = ui.tokens_of(prompt, level)
+    prompt_tokens = text_tokens(prompt, level)
     unknown = list(dict.fromkeys(t for t in prompt_tokens if t not in data.counts.index and t != "</s>"))
     if unknown:
         st.warning(
@@ -91,7 +91,7 @@ with tab_sample:
     generated = out[n] if not isinstance(out[n], str) else []
     if generated:
         st.subheader(f"Step through the n = {n} sample")
-        backoffs = ui.backoff_steps(model, prompt_tokens, generated) if smoothing == "mle" else []
+        backoffs = backoff_steps(model, prompt_tokens, generated) if smoothing == "mle" else []
         if backoffs:
             st.info(
                 f"MLE fell back to a shorter context at {len(backoffs)} of {len(generated)} steps "

@@ -10,7 +10,19 @@ import pytest
 import torch
 
 from mllm_core import corpora, lm, ngram, sampling
-from mllm_core.ngram import BOS, EOS, NGramModel, NGramTextLM, count_ngrams, memorisation, split_tokens, train_text_lm
+from mllm_core.ngram import (
+    BOS,
+    EOS,
+    NGramModel,
+    NGramTextLM,
+    backoff_steps,
+    count_ngrams,
+    memorisation,
+    perplexity_curve,
+    split_tokens,
+    text_tokens,
+    train_text_lm,
+)
 
 FOX = split_tokens(corpora.FOX_TEXT, "word")
 
@@ -187,6 +199,16 @@ def test_mle_backs_off_to_the_longest_seen_context():
     assert model.backoff_context(["brown", "fox"]) == ("brown", "fox")
 
 
+def test_backoff_steps_are_the_steps_whose_context_was_never_seen():
+    model = NGramModel(3).fit(FOX)
+    assert backoff_steps(model, ["The", "quick"], ["brown", "fox", "jumps"]) == []
+    generated = model.sample(["Zebra"], 6, seed=0)
+    steps = backoff_steps(model, ["Zebra"], generated)
+    history = ["Zebra", *generated]
+    assert steps == [i for i in range(6) if model.fitted.continuations(model.context_for(history[: i + 1])) == {}]
+    assert steps[0] == 0  # right after the unseen word
+
+
 @pytest.mark.parametrize("smoothing", ngram.SMOOTHINGS)
 def test_vectorised_scores_equal_one_query_at_a_time(smoothing):
     train, held_out = random_corpus(6), random_corpus(7, n_seqs=5, alphabet="abcdef")
@@ -263,6 +285,29 @@ def test_training_perplexity_falls_with_n_while_sparsity_grows(lee):
     sparsity = [counts.unseen_share(val, n) for n in range(1, 5)]
     assert sparsity == sorted(sparsity) and sparsity[-1] > 0.8 and sparsity[0] < 0.2
     assert count_ngrams(FOX, 2).unseen_share([["The", "quick", "dog"]], 2) == 0.25  # only (quick dog) is new
+
+
+def test_the_perplexity_curve_gathers_each_orders_numbers(lee):
+    counts, train, val = lee
+    train, val = train[:20], val[:10]
+    points = perplexity_curve(counts, train, val, "kneser-ney", orders=range(1, 5))
+    assert [p.n for p in points] == [1, 2, 3, 4]
+    for p in points:
+        model = NGramModel.from_counts(counts, p.n, "kneser-ney")
+        assert (p.train, p.validation, p.zero_share) == (model.perplexity(train), model.perplexity(val), 0.0)
+        assert (p.unseen, p.table) == (counts.unseen_share(val, p.n), counts.table_size(p.n))
+    (mle,) = perplexity_curve(counts, train, val, "mle", orders=[2])
+    assert mle.validation == math.inf and 0 < mle.zero_share < mle.unseen
+    (no_val,) = perplexity_curve(counts, train, [], orders=[1])
+    assert math.isnan(no_val.validation) and math.isnan(no_val.unseen)
+
+
+def test_the_perplexity_curve_stops_where_n_outgrows_the_text_and_scores_only_the_head():
+    counts = count_ngrams([["hello"]], 3)
+    assert [p.n for p in perplexity_curve(counts, [["hello"]], [["hello"]])] == [1, 2]
+    counts = count_ngrams(FOX, 2)
+    (head,) = perplexity_curve(counts, FOX, FOX, orders=[2], max_tokens=9)  # the first sentence has 9 words
+    assert head.train == NGramModel.from_counts(counts, 2).perplexity(FOX[:1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,6 +413,16 @@ def test_word_text_lm_names_unknown_prompt_words():
         lm.check_prompt(model, "The zebra")
     probs = model.next_logits(model.encode("The")).exp()
     assert probs[model.encode("quick")[0]].item() == pytest.approx(0.5)
+
+
+def test_text_tokens_keep_every_line_break_as_the_end_of_a_sequence():
+    assert text_tokens("The fox\n\nis fast", "word") == ["The", "fox", EOS, EOS, "is", "fast"]
+    assert text_tokens("a b\n", "char") == ["a", " ", "b", EOS]
+    assert text_tokens("", "word") == []
+    with pytest.raises(ValueError, match="level"):
+        text_tokens("a", "byte")
+    model = train_text_lm("the cat\nsat", 2, level="word")
+    assert model.encode("the dog\n\nsat") == model.model.fitted.ids(text_tokens("the dog\n\nsat", "word"))
 
 
 def test_text_lm_needs_a_fitted_model():
