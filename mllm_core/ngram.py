@@ -308,7 +308,7 @@ def count_ngrams(sequences: Iterable[Sequence[str]], max_order: int) -> NGramCou
 #
 # The symbols are the page's: p(quick | The) = C(The quick) / C(The). For a context c and a next
 # token w, C(c w) counts the n-gram "c w", C(c) = sum over w of C(c w) counts c before a token,
-# N1+(c ·) is how many different w followed c, and V is the vocabulary size (`<s>` included,
+# N1+(c .) is how many different w followed c, and V is the vocabulary size (`<s>` included,
 # though it is never predicted: V - 1 tokens can come next). Each method writes its formula
 # twice, side by side: `one_context` (the (V,) distribution after one context, for the page and
 # for sampling) and `every_position` (p of each token of a text at once, for perplexity).
