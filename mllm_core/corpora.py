@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bz2
 import functools
+import hashlib
 import os
 import re
 import urllib.request
@@ -319,6 +320,17 @@ def train_val_split(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
+def text_digest(text: str) -> str:
+    """A short fingerprint of `text` (SHA-1 of its UTF-8 bytes), to key caches by content.
+
+    Lone surrogates (possible in text decoded leniently) are encoded as they are instead of failing.
+
+    >>> text_digest("abc")
+    'a9993e364706816aba3e25717850c26c9cd0d89d'
+    """
+    return hashlib.sha1(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
 __all__ = [
     "DEFAULT",
     "MAX_UPLOAD_BYTES",
@@ -336,5 +348,6 @@ __all__ = [
     "load",
     "load_online",
     "names",
+    "text_digest",
     "train_val_split",
 ]

@@ -12,10 +12,12 @@ contexts were never seen, which is what the smoothing methods are for.
 - `count_ngrams(sequences, max_order)` counts every order 1..max_order at once with numpy
   (`NGramCounts`); an n-gram is stored as (id of its (n-1)-gram prefix) * V + (last token), so
   the continuations of a context are one contiguous, sorted slice of the table.
-- `NGramModel(n, smoothing, k)` turns those counts into probabilities: "mle" (falls back to the
-  longest context seen when the full context was never seen), "add-k" (Laplace for k = 1) or
-  "kneser-ney" (interpolated, discounts from the count-of-counts). Several models of different
-  n and smoothing share one `NGramCounts` (`NGramModel.from_counts`).
+- The smoothings `MLE` (falls back to the longest context seen when the full context was never
+  seen), `AddK` (Laplace for k = 1) and `KneserNey` (interpolated, discounts from the
+  count-of-counts) each write their formula twice, side by side: for one context and for every
+  position of a text at once. `SMOOTHING` names them "mle", "add-k" and "kneser-ney".
+- `NGramModel(n, smoothing, k)` turns the counts into probabilities with one of them. Several
+  models of different n and smoothing share one `NGramCounts` (`NGramModel.from_counts`).
 - `NGramTextLM` adapts a model to `mllm_core.lm.TextLM`, so the generation lab samples it like
   the neural models; `train_text_lm(text, n, level)` builds one from raw text.
 
@@ -26,7 +28,7 @@ never predicted, `</s>` is, and tokens never seen in training map to `<unk>`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +38,6 @@ from mllm_core.sampling import filter_logits, make_generator, sample_next
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
-SMOOTHINGS = ("mle", "add-k", "kneser-ney")
 MAX_N = 10  # counting cost grows linearly with n; the lab's slider stops at 5
 
 
@@ -54,10 +55,31 @@ def split_tokens(text: str, level: str = "word") -> list[list[str]]:
     >>> split_tokens("ab\\nc", "char")
     [['a', 'b'], ['c']]
     """
-    if level not in ("word", "char"):
-        raise ValueError(f"level must be 'word' or 'char', not {level!r}")
+    _check_level(level)
     lines = [line for line in text.split("\n") if line.strip()]
     return [line.split() for line in lines] if level == "word" else [list(line) for line in lines]
+
+
+def text_tokens(text: str, level: str = "word") -> list[str]:
+    """Text that goes on (a prompt, a text to score) as one list of tokens, a line break as `</s>`.
+
+    Unlike `split_tokens`, empty lines are kept: each line break ends a sequence.
+
+    >>> text_tokens("The fox\\nis", "word"), text_tokens("ab\\n", "char")
+    (['The', 'fox', '</s>', 'is'], ['a', 'b', '</s>'])
+    """
+    _check_level(level)
+    out: list[str] = []
+    for i, line in enumerate(text.split("\n")):
+        if i:
+            out.append(EOS)
+        out += line.split() if level == "word" else list(line)
+    return out
+
+
+def _check_level(level: str) -> None:
+    if level not in ("word", "char"):
+        raise ValueError(f"level must be 'word' or 'char', not {level!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,6 +157,89 @@ class NGramCounts:
             out.append(np.where((prev >= 0) & (keys[row] == key), row, -1))
         return out
 
+    def level(self, order: int, continuation: bool = False) -> _Level:
+        """The order's counts as a smoothing reads them, computed once and shared by every model:
+        raw counts C(c w), or Kneser-Ney's continuation counts N1+(. c w) (below max_order)."""
+        key = ("level", order, "cont" if continuation else "raw")
+        if key not in self.cache:
+            table = self.tables[order - 1]
+            self.cache[key] = _level(table, table.cont if continuation else table.counts, self.V)
+        return self.cache[key]
+
+    def longest_seen(self, context: Sequence[int]) -> tuple[int, int]:
+        """(length, row) of the longest suffix c of the context ids seen before a token (C(c) > 0).
+
+        The row is c's in the table of order `length`; the empty context (0, 0) is always seen.
+        MLE conditions on this suffix, its sampler draws from what followed it, and the page
+        names it when it is shorter than the context. At most max_order - 1 ids.
+
+        >>> c = count_ngrams([["a", "b", "c"]], 3)
+        >>> c.longest_seen(c.ids(["x", "b"]))[0], c.longest_seen(c.ids(["a", "b"]))[0], c.longest_seen(c.ids(["x"]))
+        (1, 2, (0, 0))
+        """
+        for length in range(len(context), 0, -1):  # a suffix of a seen context is seen: stop at the first
+            row = self.find(context[len(context) - length :])
+            if row >= 0 and self.level(length + 1).total[row] > 0:
+                return length, row
+        return 0, 0
+
+    # -- queries for display and sparsity --------------------------------------------------------
+
+    def count(self, ngram: Sequence[str]) -> int:
+        """C(ngram): how often `ngram` (1..max_order tokens, `<s>` / `</s>` allowed) occurs in training.
+
+        >>> count_ngrams([["a", "b", "a", "b"]], 2).count(["a", "b"])
+        2
+        """
+        row = self.find(self.ids(ngram))
+        return 0 if row < 0 else int(self.tables[len(ngram) - 1].counts[row])
+
+    def table_size(self, order: int) -> int:
+        """Distinct n-grams of an order seen in training."""
+        check_order(self, order)
+        return int((self.tables[order - 1].counts > 0).sum())
+
+    def continuations(self, context: Sequence[str]) -> dict[str, int]:
+        """C(context w) of every w seen after `context` (at most max_order - 1 tokens).
+
+        >>> count_ngrams([["a", "b"], ["a", "c"], ["a", "b"]], 2).continuations(["a"])
+        {'b': 2, 'c': 1}
+        """
+        if len(context) >= self.max_order:
+            raise ValueError(f"these counts stop at order {self.max_order}: give at most {self.max_order - 1} tokens")
+        row = self.find(self.ids(context))
+        return {} if row < 0 else self._seen_after(len(context) + 1, row)
+
+    def continuation_table(self, order: int) -> Iterator[tuple[tuple[str, ...], dict[str, int]]]:
+        """(context, its continuations) for every context of order - 1 tokens seen before a token,
+        in table order: the rows of the page's bigram and trigram tables (meant for small corpora)."""
+        for row, context in enumerate(_ngram_tokens(self, order - 1)):
+            after = self._seen_after(order, row)
+            if after:
+                yield context, after
+
+    def _seen_after(self, order: int, row: int) -> dict[str, int]:
+        """{w: C(c w)} for the w seen after the context in row `row` of the order below."""
+        table, V = self.tables[order - 1], self.V
+        lo, hi = table.starts[row], table.starts[row + 1]
+        return {self.vocab[k % V]: int(n) for k, n in zip(table.keys[lo:hi], table.counts[lo:hi], strict=True) if n > 0}
+
+    def unseen_share(self, sequences: Sequence[str] | Iterable[Sequence[str]], order: int) -> float:
+        """Share of the n-grams of an order in `sequences` never seen in training: sparsity.
+
+        Each sequence is padded as for scoring (`<s>` before, `</s>` after), one n-gram per token.
+
+        >>> count_ngrams([["The", "quick", "fox"]], 2).unseen_share(["The", "quick", "dog"], 2)  # (quick dog), (dog </s>)
+        0.5
+        """
+        check_order(self, order)
+        stream, targets = _pad([self.ids(s) for s in _as_sequences(sequences)], order)
+        if len(targets) == 0:
+            raise ValueError("nothing to score: the text has no tokens")
+        rows = self.window_ids(stream, order)[order][targets]
+        seen = (rows >= 0) & (self.tables[order - 1].counts[np.maximum(rows, 0)] > 0)
+        return float(1 - seen.mean())
+
 
 def _pad(seqs_ids: list[list[int]], order: int) -> tuple[np.ndarray, np.ndarray]:
     """(stream, targets): sequences padded as `<s>`*(order-1) + ids + `</s>`, and the predicted positions.
@@ -199,26 +304,253 @@ def count_ngrams(sequences: Iterable[Sequence[str]], max_order: int) -> NGramCou
 
 
 # ---------------------------------------------------------------------------------------------
-# Models
+# Smoothing: p(w | c) from the counts, for one context and for every position of a text
+#
+# The symbols are the page's: p(quick | The) = C(The quick) / C(The). For a context c and a next
+# token w, C(c w) counts the n-gram "c w", C(c) = sum over w of C(c w) counts c before a token,
+# N1+(c .) is how many different w followed c, and V is the vocabulary size (`<s>` included,
+# though it is never predicted: V - 1 tokens can come next). Each method writes its formula
+# twice, side by side: `one_context` (the (V,) distribution after one context, for the page and
+# for sampling) and `every_position` (p of each token of a text at once, for perplexity).
 
 
 @dataclass(eq=False)
 class _Level:
-    """Per-order quantities one smoothing method needs, with per-context sums precomputed."""
+    """One order's counts as a smoothing reads them, with the per-context sums precomputed."""
 
     table: OrderTable
-    counts: np.ndarray  # (R,) raw counts (top order) or continuation counts (lower orders, Kneser-Ney)
-    total: np.ndarray  # (P,) sum of `counts` over each context's continuations
-    types: np.ndarray  # (P,) number of continuations with a non-zero count
+    V: int
+    counts: np.ndarray  # (R,) C(c w): raw counts, or continuation counts N1+(. c w) (Kneser-Ney, below the top)
+    total: np.ndarray  # (P,) C(c), the sum of `counts` over each context's continuations
+    types: np.ndarray  # (P,) N1+(c .), the number of continuations with a non-zero count
     discount: float  # Kneser-Ney D = n1 / (n1 + 2 n2) of these counts
 
+    def after(self, row: int) -> _After:
+        """The continuations of the context in row `row` of the order below."""
+        lo, hi = self.table.starts[row], self.table.starts[row + 1]
+        return _After(self.table.keys[lo:hi] % self.V, self.counts[lo:hi], self.total[row], self.types[row])
 
-def _level(table: OrderTable, counts: np.ndarray) -> _Level:
+
+def _level(table: OrderTable, counts: np.ndarray, V: int) -> _Level:
     csum = np.concatenate([[0], np.cumsum(counts)])
     nz = np.concatenate([[0], np.cumsum(counts > 0)])
     n1, n2 = int((counts == 1).sum()), int((counts == 2).sum())
     discount = n1 / (n1 + 2 * n2) if n1 and n2 else 0.75
-    return _Level(table, counts, np.diff(csum[table.starts]), np.diff(nz[table.starts]), discount)
+    return _Level(table, V, counts, np.diff(csum[table.starts]), np.diff(nz[table.starts]), discount)
+
+
+@dataclass(frozen=True)
+class _After:
+    """What followed one context c in training: the w, C(c w), C(c) and N1+(c .)."""
+
+    w: np.ndarray  # (m,) token ids (a few with C(c w) = 0: windows that only lead into longer ones)
+    C: np.ndarray  # (m,) C(c w)
+    total: int  # C(c)
+    types: int  # N1+(c .)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """One context (at most n - 1 ids), as the one-context formulas read it."""
+
+    counts: NGramCounts
+    levels: list[_Level]  # orders 1..n
+    ids: list[int]  # the context c; the formulas use orders 1..len(ids) + 1
+
+    def after(self, j: int) -> _After | None:
+        """What followed the last j - 1 ids, or None when they never preceded a token (C(c) = 0)."""
+        row = self.counts.find(self.ids[len(self.ids) - (j - 1) :]) if j > 1 else 0
+        if row < 0 or self.levels[j - 1].total[row] == 0:
+            return None
+        return self.levels[j - 1].after(row)
+
+    def longest(self) -> _After:
+        """What followed the longest suffix of the context seen before a token (`NGramCounts.longest_seen`)."""
+        length, row = self.counts.longest_seen(self.ids)
+        return self.levels[length].after(row)
+
+
+@dataclass(frozen=True)
+class _Positions:
+    """Every predicted position of a padded text, as the vectorised formulas read it."""
+
+    counts: NGramCounts
+    levels: list[_Level]  # orders 1..n
+    windows: list[np.ndarray]  # orders 0..n, (N,) window ids at every position of the stream (-1: never seen)
+    targets: np.ndarray  # (T,) the positions predicted
+    w: np.ndarray  # (T,) the token at each of them
+
+    def at(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(C(c w), C(c), N1+(c .)) at every position, each (T,), c the last j - 1 tokens before w.
+
+        All zero where c never preceded a token; C(c w) zero where c w was never seen.
+        """
+        lv, row, crow = self.levels[j - 1], self.windows[j][self.targets], self.windows[j - 1][self.targets - 1]
+        seen = crow >= 0
+        total = np.where(seen, lv.total[np.maximum(crow, 0)], 0)
+        types = np.where(seen, lv.types[np.maximum(crow, 0)], 0)
+        return np.where(row >= 0, lv.counts[np.maximum(row, 0)], 0), total, types
+
+    def longest(self) -> tuple[np.ndarray, np.ndarray]:
+        """(C(c w), C(c)) at every position, each (T,), for the longest c seen before a token there.
+
+        The vectorised twin of `NGramCounts.longest_seen`: a longer seen context overrides a shorter one.
+        """
+        C = total = np.zeros(len(self.targets), dtype=np.int64)
+        for j in range(1, len(self.levels) + 1):
+            C_j, total_j, _ = self.at(j)
+            seen = total_j > 0
+            C, total = np.where(seen, C_j, C), np.where(seen, total_j, total)
+        return C, total
+
+
+def _log(p: np.ndarray) -> torch.Tensor:
+    """float32 log-probabilities, -inf where p = 0."""
+    with np.errstate(divide="ignore"):
+        return torch.from_numpy(np.log(p)).float()
+
+
+class Smoothing:
+    """How a model turns counts into p(w | c): one small class per method, formulas side by side."""
+
+    continuation_counts = False  # below the top order, read N1+(. c w) instead of C(c w)
+
+    def one_context(self, q: _Context) -> np.ndarray:
+        """(V,) float64 p(w | c) for every w after the one context of `q`."""
+        raise NotImplementedError
+
+    def every_position(self, x: _Positions) -> np.ndarray:
+        """(T,) float64 p(w | c) of the token at every position of `x`, each after its own context."""
+        raise NotImplementedError
+
+    def draw_from(self, q: _Context) -> tuple[np.ndarray, torch.Tensor]:
+        """(ids, float32 log-probabilities) a sampler draws the next token from: every id by default."""
+        logp = _log(self.one_context(q))
+        return np.arange(len(logp)), logp
+
+
+class MLE(Smoothing):
+    """Maximum likelihood, the plain count ratio, after the longest context seen in training:
+
+        p(w | c) = C(c w) / C(c)
+
+    When C(c) = 0 (c never seen), c is shortened from the left until C(c) > 0; the empty context
+    is always seen: p(w) = C(w) / (number of tokens). Tokens never seen after c get p = 0.
+    """
+
+    def one_context(self, q: _Context) -> np.ndarray:
+        a = q.longest()
+        p = np.zeros(q.counts.V)
+        seen = a.C > 0
+        p[a.w[seen]] = a.C[seen] / a.total
+        return p
+
+    def every_position(self, x: _Positions) -> np.ndarray:
+        C, total = x.longest()
+        return C / total
+
+    def draw_from(self, q: _Context) -> tuple[np.ndarray, torch.Tensor]:
+        """The continuations seen only (the other tokens' -inf logits never change a draw).
+
+        Slices of tables of log p(w | c), made once per `NGramCounts` and order and shared by
+        every MLE model on them, so a sampling step costs a few binary searches.
+        """
+        length, row = q.counts.longest_seen(q.ids)
+        key = ("mle", length + 1)
+        if key not in q.counts.cache:
+            lv = q.counts.level(length + 1)
+            seen = lv.counts > 0
+            starts = np.concatenate([[0], np.cumsum(seen)])[lv.table.starts]  # context row -> its first seen row
+            logp = np.log(lv.counts[seen] / lv.total[lv.table.keys[seen] // lv.V]).astype(np.float32)
+            q.counts.cache[key] = starts, lv.table.keys[seen] % lv.V, logp
+        starts, w, logp = q.counts.cache[key]
+        lo, hi = starts[row], starts[row + 1]
+        return w[lo:hi], torch.from_numpy(logp[lo:hi])
+
+
+@dataclass(frozen=True)
+class AddK(Smoothing):
+    """Add-k (Laplace for k = 1): k more of every possible continuation, seen or not:
+
+        p(w | c) = (C(c w) + k) / (C(c) + k (V - 1))
+
+    V - 1 because `<s>` never comes next (p(<s> | c) = 0). An unseen c (C(c) = 0) gives the
+    uniform 1 / (V - 1): add-k never looks at shorter contexts.
+    """
+
+    k: float = 1.0  # the pseudo-count
+
+    def __post_init__(self) -> None:
+        if not self.k > 0:
+            raise ValueError("k must be > 0 for add-k smoothing")
+
+    def one_context(self, q: _Context) -> np.ndarray:
+        V, a = q.counts.V, q.after(len(q.ids) + 1)
+        p = np.full(V, self.k)
+        total = 0
+        if a is not None:
+            p[a.w] += a.C
+            total = a.total
+        p[BOS_ID] = 0.0
+        return p / (total + self.k * (V - 1))
+
+    def every_position(self, x: _Positions) -> np.ndarray:
+        C, total, _ = x.at(len(x.levels))
+        return (C + self.k) / (total + self.k * (x.counts.V - 1))
+
+
+class KneserNey(Smoothing):
+    """Interpolated Kneser-Ney: discounted counts, the mass taken off given to the order below:
+
+        p(w | c) = max(C(c w) - D, 0) / C(c)  +  D N1+(c .) / C(c) * p(w | c')
+
+    c' is c without its first token. At the top order C counts n-grams; below it, C(c w) is the
+    continuation count N1+(. c w), the number of different tokens seen before c w (a word after
+    many contexts is a likely guess in a new one). Below order 1 comes the uniform 1 / (V - 1).
+    D = n1 / (n1 + 2 n2) per order, from the numbers of counts equal to 1 and 2 (0.75 if either
+    is 0). An unseen c (C(c) = 0) passes p(w | c') on unchanged.
+    """
+
+    continuation_counts = True
+
+    def one_context(self, q: _Context) -> np.ndarray:
+        p = self.unigram(q.counts, q.levels[0])
+        for j in range(2, len(q.ids) + 2):
+            a = q.after(j)
+            if a is None:
+                continue  # unseen context: this order adds nothing, keep the lower-order estimate
+            D = q.levels[j - 1].discount
+            p = p * (D * a.types / a.total)
+            p[a.w] += np.maximum(a.C - D, 0) / a.total
+        return p
+
+    def every_position(self, x: _Positions) -> np.ndarray:
+        p = self.unigram(x.counts, x.levels[0])[x.w]
+        for j in range(2, len(x.levels) + 1):
+            C, total, types = x.at(j)
+            D, safe = x.levels[j - 1].discount, np.maximum(total, 1)
+            p = np.where(total > 0, np.maximum(C - D, 0) / safe + D * types / safe * p, p)
+        return p
+
+    @staticmethod
+    def unigram(counts: NGramCounts, lv: _Level) -> np.ndarray:
+        """(V,) order 1, the formula with c empty and p(w | c') = 1 / (V - 1); cached per counts."""
+        key = ("kn1", lv.counts is lv.table.cont)
+        if key not in counts.cache:
+            V, D, total = counts.V, lv.discount, lv.total[0]
+            p = np.full(V, D * lv.types[0] / total / (V - 1))
+            p[lv.table.keys % V] += np.maximum(lv.counts - D, 0) / total
+            p[BOS_ID] = 0.0
+            counts.cache[key] = p
+        return counts.cache[key]
+
+
+SMOOTHING = {"mle": lambda k: MLE(), "add-k": AddK, "kneser-ney": lambda k: KneserNey()}  # name -> (k -> method)
+SMOOTHINGS = tuple(SMOOTHING)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
 
 
 @dataclass(eq=False)
@@ -231,17 +563,17 @@ class NGramModel:
     """
 
     n: int = 3  # the model sees the previous n - 1 tokens
-    smoothing: str = "mle"  # "mle" | "add-k" | "kneser-ney"
+    smoothing: str = "mle"  # "mle" | "add-k" | "kneser-ney" (see `SMOOTHING`)
     k: float = 1.0  # pseudo-count added to every continuation by add-k (1 = Laplace)
     counts: NGramCounts | None = field(default=None, repr=False)  # set by fit / from_counts
+    rule: Smoothing = field(init=False, repr=False)  # the smoothing's formulas
 
     def __post_init__(self) -> None:
         if int(self.n) != self.n or not 1 <= self.n <= MAX_N:
             raise ValueError(f"n must be an integer between 1 and {MAX_N}")
-        if self.smoothing not in SMOOTHINGS:
+        if self.smoothing not in SMOOTHING:
             raise ValueError(f"smoothing must be one of {', '.join(SMOOTHINGS)}, not {self.smoothing!r}")
-        if self.smoothing == "add-k" and not self.k > 0:
-            raise ValueError("k must be > 0 for add-k smoothing")
+        self.rule = SMOOTHING[self.smoothing](self.k)
         if self.counts is not None and self.counts.max_order < self.n:
             raise ValueError(f"these counts stop at order {self.counts.max_order}; n = {self.n} needs more")
 
@@ -275,16 +607,14 @@ class NGramModel:
         return self.fitted.V
 
     def _levels(self) -> list[_Level]:
-        """Levels of orders 1..n: raw counts at the top (and everywhere for MLE / add-k),
-        continuation counts below the top for Kneser-Ney. Shared by every model on these counts."""
-        kn = self.smoothing == "kneser-ney"
-        return [self._level(j, "cont" if kn and j < self.n else "raw") for j in range(1, self.n + 1)]
+        """Orders 1..n as the smoothing reads them (continuation counts below the top for Kneser-Ney)."""
+        cont = self.rule.continuation_counts
+        return [self.fitted.level(j, cont and j < self.n) for j in range(1, self.n + 1)]
 
-    def _level(self, order: int, kind: str) -> _Level:
-        cache, table = self.fitted.cache, self.fitted.tables[order - 1]
-        if ("level", order, kind) not in cache:
-            cache["level", order, kind] = _level(table, table.cont if kind == "cont" else table.counts)
-        return cache["level", order, kind]
+    def _context(self, context_ids: Sequence[int]) -> _Context:
+        """The last n - 1 of the context ids (fewer if shorter: a short context uses lower orders only)."""
+        ids = list(context_ids)[-(self.n - 1) :] if self.n > 1 else []
+        return _Context(self.fitted, self._levels(), ids)
 
     # -- contexts ----------------------------------------------------------------------------
 
@@ -299,14 +629,6 @@ class NGramModel:
         """
         return tuple(_context(list(history), self.n, BOS, EOS))
 
-    def _context_rows(self, ctx_ids: Sequence[int]) -> list[int]:
-        """rows[j] = row of the last j - 1 context tokens in the order-(j-1) table (-1: unseen), j = 1..n."""
-        ctx_ids = list(ctx_ids)[-(self.n - 1) :] if self.n > 1 else []
-        rows = [0]
-        for j in range(2, self.n + 1):
-            rows.append(self.fitted.find(ctx_ids[len(ctx_ids) - (j - 1) :]) if j - 1 <= len(ctx_ids) else -1)
-        return rows
-
     def backoff_context(self, context: Sequence[str]) -> tuple[str, ...]:
         """The longest suffix of the (last n - 1 tokens of the) context seen in training.
 
@@ -317,93 +639,14 @@ class NGramModel:
         ('b',)
         """
         context = tuple(context)[-(self.n - 1) :] if self.n > 1 else ()
-        rows = self._context_rows(self.fitted.ids(context))
-        levels = self._levels()
-        best = 0
-        for j in range(2, len(context) + 2):
-            if rows[j - 1] >= 0 and levels[j - 1].total[rows[j - 1]] > 0:
-                best = j - 1
-        return context[len(context) - best :] if best else ()
+        length, _ = self.fitted.longest_seen(self.fitted.ids(context))
+        return context[len(context) - length :] if length else ()
 
     # -- probabilities -----------------------------------------------------------------------
 
     def next_probs(self, context_ids: Sequence[int]) -> np.ndarray:
         """(V,) float64 distribution of the next token id after the context ids (last n - 1 used)."""
-        c = self.fitted
-        rows = self._context_rows(context_ids)
-        levels = self._levels()
-        top = min(len(rows), len(list(context_ids)) + 1)  # a shorter context uses lower orders only
-        if self.smoothing == "mle":
-            toks, cnt, total = self._mle_support(rows, top)
-            p = np.zeros(c.V)
-            p[toks] = cnt / total
-            return p
-        if self.smoothing == "add-k":
-            lv, row = levels[top - 1], rows[top - 1]
-            p = np.full(c.V, self.k)
-            total = 0
-            if row >= 0 and lv.total[row] > 0:
-                lo, hi = lv.table.starts[row], lv.table.starts[row + 1]
-                p[lv.table.keys[lo:hi] % c.V] += lv.counts[lo:hi]
-                total = lv.total[row]
-            p[BOS_ID] = 0.0
-            return p / (total + self.k * (c.V - 1))
-        p = self._kn_unigram(levels[0])
-        for j in range(2, top + 1):
-            lv, row = levels[j - 1], rows[j - 1]
-            if row < 0 or lv.total[row] == 0:
-                continue  # unseen context: this order adds nothing, keep the lower-order estimate
-            lo, hi = lv.table.starts[row], lv.table.starts[row + 1]
-            total, d = lv.total[row], lv.discount
-            p = p * (d * lv.types[row] / total)
-            p[lv.table.keys[lo:hi] % c.V] += np.maximum(lv.counts[lo:hi] - d, 0) / total
-        return p
-
-    def _mle_support(self, rows: list[int], top: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """(token ids, counts, total) of the longest seen context among orders <= top."""
-        levels = self._levels()
-        for j in range(top, 0, -1):
-            lv, row = levels[j - 1], rows[j - 1]
-            if row >= 0 and lv.total[row] > 0:
-                lo, hi = lv.table.starts[row], lv.table.starts[row + 1]
-                cnt = lv.counts[lo:hi]
-                keep = cnt > 0
-                return lv.table.keys[lo:hi][keep] % self.fitted.V, cnt[keep], int(lv.total[row])
-        raise AssertionError("the unigram context is always seen")
-
-    def _mle_logits(self, ctx: list[int]) -> tuple[np.ndarray, torch.Tensor]:
-        """(token ids, float32 log-probabilities) of the continuations of the longest seen suffix of ctx.
-
-        Slices of tables of seen continuations, precomputed once per `NGramCounts` and shared by
-        every MLE model on them, so a sampling step costs a few binary searches.
-        """
-        cache, V = self.fitted.cache, self.fitted.V
-        for j in range(1, self.n + 1):
-            if ("mle", j) not in cache:
-                lv = self._level(j, "raw")
-                seen = lv.counts > 0
-                starts = np.concatenate([[0], np.cumsum(seen)])[lv.table.starts]  # context -> first seen row
-                logp = np.log(lv.counts[seen] / lv.total[lv.table.keys[seen] // V]).astype(np.float32)
-                cache["mle", j] = starts, lv.table.keys[seen] % V, logp
-        levels = self._levels()
-        for j in range(len(ctx) + 1, 0, -1):
-            row = self.fitted.find(ctx[len(ctx) - (j - 1) :]) if j > 1 else 0
-            if row >= 0 and levels[j - 1].total[row] > 0:
-                starts, toks, logp = cache["mle", j]
-                lo, hi = starts[row], starts[row + 1]
-                return toks[lo:hi], torch.from_numpy(logp[lo:hi])
-        raise AssertionError("the unigram context is always seen")
-
-    def _kn_unigram(self, lv: _Level) -> np.ndarray:
-        """Kneser-Ney order 1: discounted (continuation) counts interpolated with the uniform distribution."""
-        key = ("kn1", lv.counts is lv.table.cont)
-        if key not in self.fitted.cache:
-            V, d, total = self.fitted.V, lv.discount, lv.total[0]
-            p = np.full(V, d * lv.types[0] / total / (V - 1))
-            p[lv.table.keys % V] += np.maximum(lv.counts - d, 0) / total
-            p[BOS_ID] = 0.0
-            self.fitted.cache[key] = p
-        return self.fitted.cache[key]
+        return self.rule.one_context(self._context(context_ids))
 
     def next_distribution(self, context: Sequence[str] = (), top: int | None = None) -> dict[str, float]:
         """token -> p(token | context) for tokens with non-zero probability, most likely first.
@@ -424,98 +667,26 @@ class NGramModel:
 
     def next_logits(self, context_ids: Sequence[int]) -> torch.Tensor:
         """(V,) float32 log-probabilities of the next token (-inf where the probability is 0)."""
-        with np.errstate(divide="ignore"):
-            return torch.from_numpy(np.log(self.next_probs(context_ids))).float()
+        return _log(self.next_probs(context_ids))
 
     # -- scoring ------------------------------------------------------------------------------
 
-    def _score(self, sequences: Iterable[Sequence[str]]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """Window ids of orders 0..n at the predicted positions, and p(token | context) there."""
-        c = self.fitted
-        stream, targets = _pad([c.ids(s) for s in sequences], self.n)
-        if len(targets) == 0:
-            raise ValueError("nothing to score: the text has no tokens")
-        wins = c.window_ids(stream, self.n)
-        ctx = [np.full(len(targets), 0 if j == 0 else -1, dtype=np.int64) for j in range(self.n)]
-        for j in range(1, self.n):
-            ctx[j] = wins[j][targets - 1]  # the context window of order j ends just before the target
-        levels = self._levels()
-
-        def lookup(j):  # counts of the order-j window at each target, context totals and types
-            lv, row = levels[j - 1], wins[j][targets]
-            crow = ctx[j - 1]
-            seen = crow >= 0
-            total = np.where(seen, lv.total[np.maximum(crow, 0)], 0)
-            types = np.where(seen, lv.types[np.maximum(crow, 0)], 0)
-            return np.where(row >= 0, lv.counts[np.maximum(row, 0)], 0), total, types
-
-        tok = stream[targets]
-        if self.smoothing == "mle":
-            p = np.zeros(len(targets))
-            for j in range(1, self.n + 1):
-                cnt, total, _ = lookup(j)
-                p = np.where(total > 0, cnt / np.maximum(total, 1), p)
-        elif self.smoothing == "add-k":
-            cnt, total, _ = lookup(self.n)
-            p = (cnt + self.k) / (total + self.k * (c.V - 1))
-        else:
-            p = self._kn_unigram(levels[0])[tok]
-            for j in range(2, self.n + 1):
-                cnt, total, types = lookup(j)
-                d = levels[j - 1].discount
-                safe = np.maximum(total, 1)
-                p = np.where(total > 0, np.maximum(cnt - d, 0) / safe + d * types / safe * p, p)
-        return wins, targets, p
-
     def log_probs(self, sequences: Iterable[Sequence[str]]) -> np.ndarray:
         """(T,) natural-log probability of every predicted token (each sequence's `</s>` included)."""
+        c = self.fitted
+        stream, targets = _pad([c.ids(s) for s in _as_sequences(sequences)], self.n)
+        if len(targets) == 0:
+            raise ValueError("nothing to score: the text has no tokens")
+        x = _Positions(c, self._levels(), c.window_ids(stream, self.n), targets, stream[targets])
         with np.errstate(divide="ignore"):
-            return np.log(self._score(_as_sequences(sequences))[2])
+            return np.log(self.rule.every_position(x))
 
     def perplexity(self, tokens: Sequence[str] | Iterable[Sequence[str]]) -> float:
         """exp(mean negative log-likelihood) per predicted token; inf if any token has probability 0.
 
         `tokens` is one sequence of tokens or a list of sequences, each scored from its start.
         """
-        lp = self.log_probs(tokens)
-        return float("inf") if np.isneginf(lp).any() else float(math.exp(-lp.mean()))
-
-    def unseen_share(self, sequences: Iterable[Sequence[str]], order: int | None = None) -> float:
-        """Share of the n-grams (order n unless given) of `sequences` never seen in training: sparsity."""
-        order = self.n if order is None else order
-        check_order(self.fitted, order)
-        model = self if order == self.n else NGramModel.from_counts(self.fitted, order)
-        wins, targets, _ = model._score(_as_sequences(sequences))
-        rows = wins[order][targets]
-        seen = (rows >= 0) & (self.fitted.tables[order - 1].counts[np.maximum(rows, 0)] > 0)
-        return float(1 - seen.mean())
-
-    # -- counts for display ------------------------------------------------------------------
-
-    def table_size(self, order: int | None = None) -> int:
-        """Distinct n-grams of an order (n unless given) seen in training."""
-        order = self.n if order is None else order
-        check_order(self.fitted, order)
-        return int((self.fitted.tables[order - 1].counts > 0).sum())
-
-    def count(self, ngram: Sequence[str]) -> int:
-        """How often `ngram` (a tuple of 1..n tokens, `<s>` / `</s>` allowed) occurs in training."""
-        row = self.fitted.find(self.fitted.ids(ngram))
-        return 0 if row < 0 else int(self.fitted.tables[len(ngram) - 1].counts[row])
-
-    def continuations(self, context: Sequence[str]) -> dict[str, int]:
-        """Raw counts C(context w) of every w seen after `context` (its last n - 1 tokens)."""
-        context = tuple(context)[-(self.n - 1) :] if self.n > 1 else ()
-        row = self.fitted.find(self.fitted.ids(context))
-        if row < 0:
-            return {}
-        table, V = self.fitted.tables[len(context)], self.fitted.V
-        lo, hi = table.starts[row], table.starts[row + 1]
-        return {
-            self.fitted.vocab[k % V]: int(n)
-            for k, n in zip(table.keys[lo:hi], table.counts[lo:hi], strict=True)
-            if n > 0
-        }
+        return _perplexity(self.log_probs(tokens))
 
     def probability_table(self, order: int | None = None, limit: int | None = None) -> list[tuple]:
         """Rows (context, token, count, p(token | context)) of an order (n unless given), by context.
@@ -524,21 +695,15 @@ class NGramModel:
         """
         order = self.n if order is None else order
         check_order(self.fitted, order)
-        c, V = self.fitted, self.fitted.V
+        c = self.fitted
         model = self if order == self.n else NGramModel.from_counts(c, order, self.smoothing, self.k)
-        table, rows = c.tables[order - 1], []
-        prefixes = _ngram_tokens(c, order - 1)
-        for prefix_row in range(len(table.starts) - 1):
-            lo, hi = table.starts[prefix_row], table.starts[prefix_row + 1]
-            if not table.counts[lo:hi].any():
-                continue
-            context = prefixes[prefix_row]
+        rows = []
+        for context, after in c.continuation_table(order):
             probs = model.next_probs(c.ids(context))
-            for key, n in zip(table.keys[lo:hi], table.counts[lo:hi], strict=True):
-                if n > 0:
-                    rows.append((context, c.vocab[key % V], int(n), float(probs[key % V])))
-                    if limit is not None and len(rows) >= limit:
-                        return rows
+            for token, count in after.items():
+                rows.append((context, token, count, float(probs[c.index[token]])))
+                if limit is not None and len(rows) >= limit:
+                    return rows
         return rows
 
     # -- sampling ----------------------------------------------------------------------------
@@ -564,19 +729,14 @@ class NGramModel:
             raise ValueError("length must be >= 0")
         filter_logits(torch.zeros(1), temperature, top_k, top_p)  # bad settings fail before the first draw
         generator = make_generator(seed)
-        history = c.ids(prompt_tokens)
+        history, levels = c.ids(prompt_tokens), self._levels()
         out: list[str] = []
         for _ in range(length):
-            ctx = _context(history, self.n, BOS_ID, EOS_ID)
-            if self.smoothing == "mle":
-                # logits over the continuations seen only: the other tokens' -inf logits never change a draw
-                toks, logits = self._mle_logits(ctx)
-                if len(toks) == 1:  # one continuation seen: probability 1 whatever the settings, no draw
-                    nid = int(toks[0])
-                else:
-                    nid = int(toks[sample_next(logits, temperature, top_k, top_p, generator)])
+            ids, logits = self.rule.draw_from(_Context(c, levels, _context(history, self.n, BOS_ID, EOS_ID)))
+            if len(ids) == 1:  # one possible token (MLE, one continuation seen): p = 1 whatever the settings
+                nid = int(ids[0])
             else:
-                nid = sample_next(self.next_logits(ctx), temperature, top_k, top_p, generator)
+                nid = int(ids[sample_next(logits, temperature, top_k, top_p, generator)])
             history.append(nid)
             out.append(c.vocab[nid])
         return out
@@ -612,6 +772,23 @@ def _context(history: Sequence, n: int, bos, eos) -> list:
     return [bos] * (n - 1 - len(tail)) + tail
 
 
+def backoff_steps(model: NGramModel, prompt: Sequence[str], generated: Sequence[str]) -> list[int]:
+    """Steps (0-based) of a sample at which the longest seen context was shorter than the model's.
+
+    MLE conditions on that shorter context there; the page lists those steps.
+
+    >>> m = NGramModel(3).fit([["a", "b", "c"]])
+    >>> backoff_steps(m, ["x"], ["b", "c", "</s>"])  # after "x": context ('x',) -> (); after "x b": ('x', 'b') -> ('b',)
+    [0, 1]
+    """
+    steps = []
+    for i in range(len(generated)):
+        context = model.context_for([*prompt, *generated[:i]])
+        if len(model.backoff_context(context)) < len(context):
+            steps.append(i)
+    return steps
+
+
 def _as_sequences(tokens) -> list[Sequence[str]]:
     """One sequence of tokens, or a list of them, as a list of sequences."""
     tokens = list(tokens)
@@ -628,6 +805,73 @@ def _ngram_tokens(counts: NGramCounts, order: int) -> list[tuple[str, ...]]:
         rows = keys // V
     vocab = counts.vocab
     return [tuple(vocab[t] for t in reversed(col)) for col in zip(*cols, strict=True)] if cols else [()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Perplexity and sparsity against n
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """How well the n-gram model of one order fits its training text and held-out text."""
+
+    n: int
+    train: float  # perplexity on the training text
+    validation: float  # perplexity on held-out text: inf when a token has p = 0, nan without held-out text
+    zero_share: float  # share of the held-out tokens given p = 0 (MLE: unseen words or continuations)
+    unseen: float  # share of the held-out n-grams never seen in training (sparsity); nan without held-out text
+    table: int  # distinct n-grams of order n seen in training
+
+
+def perplexity_curve(
+    counts: NGramCounts,
+    train: list[list[str]],
+    val: list[list[str]],
+    smoothing: str = "mle",
+    k: float = 1.0,
+    orders: Iterable[int] = range(1, 6),
+    max_tokens: int | None = None,
+) -> list[CurvePoint]:
+    """One `CurvePoint` per n of `orders`, up to the largest n the text allows, on the first
+    `max_tokens` tokens (all unless given) of the training and the held-out sequences.
+
+    Train perplexity falls as n grows while held-out perplexity stops improving: memorisation.
+    """
+    train, val = _head(train, max_tokens), _head(val, max_tokens)
+    points = []
+    for n in orders:
+        if n > counts.longest + 1:
+            break
+        model = NGramModel.from_counts(counts, n, smoothing, k)
+        lp = model.log_probs(val) if val else np.array([np.nan])
+        unseen = counts.unseen_share(val, n) if val else float("nan")
+        zero_share = float(np.isneginf(lp).mean())
+        points.append(CurvePoint(n, model.perplexity(train), _perplexity(lp), zero_share, unseen, counts.table_size(n)))
+    return points
+
+
+def _head(seqs: list[list[str]], max_tokens: int | None) -> list[list[str]]:
+    """The first sequences holding at most `max_tokens` tokens (the first one cut if it alone is longer).
+
+    >>> _head([["a", "b"], ["c", "d"], ["e"]], 3), _head([["a", "b", "c"]], 2)
+    ([['a', 'b']], [['a', 'b']])
+    """
+    if max_tokens is None:
+        return seqs
+    out, total = [], 0
+    for seq in seqs:
+        if total + len(seq) > max_tokens:
+            if not out:
+                out.append(seq[:max_tokens])
+            break
+        out.append(seq)
+        total += len(seq)
+    return out
+
+
+def _perplexity(log_probs: np.ndarray) -> float:
+    """exp(mean negative log-likelihood); inf if any token has probability 0 (log p = -inf)."""
+    return float("inf") if np.isneginf(log_probs).any() else float(math.exp(-log_probs.mean()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -724,12 +968,7 @@ class NGramTextLM:
         return UNK_ID
 
     def encode(self, text: str) -> list[int]:
-        counts, out = self.model.fitted, []
-        for i, line in enumerate(text.split("\n")):
-            if i:
-                out.append(EOS_ID)
-            out += counts.ids(line.split() if self.level == "word" else line)
-        return out
+        return self.model.fitted.ids(text_tokens(text, self.level))
 
     def decode(self, ids: list[int]) -> str:
         vocab = self.model.vocab

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from mllm_core import corpora
-from mllm_core.ngram import NGramModel, NGramTextLM, memorisation, split_tokens
+from mllm_core.ngram import NGramModel, NGramTextLM, backoff_steps, memorisation, split_tokens, text_tokens
 from ui import ngram as ui
 from ui.common import corpus_picker, guard, page_header, register_model, sampling_controls
 
@@ -48,7 +48,7 @@ with st.expander("Sampling settings (temperature, top-k, top-p, seed, length)"):
 
 if corpus is None:
     st.stop()
-digest, data, model = ui.digest(corpus.text), None, None
+digest, data, model = corpora.text_digest(corpus.text), None, None
 with guard("Counting the n-grams"):
     data = ui.fitted(digest, level, corpus.text)
     model = NGramModel.from_counts(data.counts, n, smoothing, k)
@@ -58,7 +58,7 @@ name = f"{n}-gram {level} {smoothing} · {corpus.name}"
 register_model(name, NGramTextLM(model, level, name=name))
 st.caption(
     f"Counted {data.counts.n_tokens:,} training tokens ({len(data.train):,} sequences, vocabulary "
-    f"{model.vocab_size:,}); {model.table_size():,} distinct {n}-grams. The model is offered to the Generation lab."
+    f"{model.vocab_size:,}); {data.counts.table_size(n):,} distinct {n}-grams. The model is offered to the Generation lab."
 )
 
 tab_sample, tab_curves, tab_fox = st.tabs(
@@ -66,7 +66,7 @@ tab_sample, tab_curves, tab_fox = st.tabs(
 )
 
 with tab_sample:
-    prompt_tokens = ui.tokens_of(prompt, level)
+    prompt_tokens = text_tokens(prompt, level)
     unknown = list(dict.fromkeys(t for t in prompt_tokens if t not in data.counts.index and t != "</s>"))
     if unknown:
         st.warning(
@@ -93,7 +93,7 @@ with tab_sample:
     generated = out[n] if not isinstance(out[n], str) else []
     if generated:
         st.subheader(f"Step through the n = {n} sample")
-        backoffs = ui.backoff_steps(model, prompt_tokens, generated) if smoothing == "mle" else []
+        backoffs = backoff_steps(model, prompt_tokens, generated) if smoothing == "mle" else []
         if backoffs:
             st.info(
                 f"MLE fell back to a shorter context at {len(backoffs)} of {len(generated)} steps "

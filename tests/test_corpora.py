@@ -84,6 +84,13 @@ def test_train_val_split_by_documents_and_by_characters():
         corpora.train_val_split("abc", 1.5)
 
 
+def test_text_digest_is_the_sha1_of_the_utf8_text():
+    assert corpora.text_digest("") == "da39a3ee5e6b4b0d3255bfef95601890afd80709"  # SHA-1 of no bytes
+    assert corpora.text_digest("abc") == "a9993e364706816aba3e25717850c26c9cd0d89d"  # FIPS 180 example
+    assert corpora.text_digest("é") != corpora.text_digest("e")
+    assert len(corpora.text_digest("lone \ud800 surrogate")) == 40  # lenient text is fingerprinted, not refused
+
+
 # -- online corpora, with the network replaced -------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """Spec of mllm_core.ngram: counting, the three smoothings, scoring, sampling and the TextLM adapter."""
 
+import itertools
 import math
 import random
 from collections import Counter, defaultdict
@@ -9,7 +10,19 @@ import pytest
 import torch
 
 from mllm_core import corpora, lm, ngram, sampling
-from mllm_core.ngram import BOS, EOS, NGramModel, NGramTextLM, count_ngrams, memorisation, split_tokens, train_text_lm
+from mllm_core.ngram import (
+    BOS,
+    EOS,
+    NGramModel,
+    NGramTextLM,
+    backoff_steps,
+    count_ngrams,
+    memorisation,
+    perplexity_curve,
+    split_tokens,
+    text_tokens,
+    train_text_lm,
+)
 
 FOX = split_tokens(corpora.FOX_TEXT, "word")
 
@@ -49,7 +62,7 @@ def test_fox_probability_table_lists_every_seen_bigram():
     assert (("The",), "quick", 1, 0.5) in rows
     assert (("<s>",), "The", 2, 1.0) in rows
     assert (("lazy",), "dog", 2, 1.0) in rows
-    assert len(rows) == NGramModel(2).fit(FOX).table_size()
+    assert len(rows) == count_ngrams(FOX, 2).table_size(2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,13 +72,13 @@ def test_fox_probability_table_lists_every_seen_bigram():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_counts_match_a_brute_force_count(seed):
     seqs = random_corpus(seed)
-    model = NGramModel(4).fit(seqs)
+    counts = count_ngrams(seqs, 4)
     expected = brute_counts(seqs, 4)
     for ngram_, count in expected.items():
-        assert model.count(ngram_) == count, ngram_
+        assert counts.count(ngram_) == count, ngram_
     for order in range(1, 5):
-        assert model.table_size(order) == sum(1 for g in expected if len(g) == order)
-    assert model.count(("zzz",)) == 0
+        assert counts.table_size(order) == sum(1 for g in expected if len(g) == order)
+    assert counts.count(("zzz",)) == 0
 
 
 def test_bpe_pieces_from_the_tokenizer_lab_are_tokens_like_any_other():
@@ -76,9 +89,22 @@ def test_bpe_pieces_from_the_tokenizer_lab_are_tokens_like_any_other():
     seqs = [bpe.tokens(line) for line in text.split("\n") if line]
     model = NGramModel(3).fit(seqs)
     for ngram_, count in brute_counts(seqs, 3).items():
-        assert model.count(ngram_) == count
-    assert " cat" in model.continuations(["the"])  # pieces keep their leading space
-    assert model.sample(bpe.tokens("the"), 1, seed=0)[0] in model.continuations(["the"])
+        assert model.fitted.count(ngram_) == count
+    assert " cat" in model.fitted.continuations(["the"])  # pieces keep their leading space
+    assert model.sample(bpe.tokens("the"), 1, seed=0)[0] in model.fitted.continuations(["the"])
+
+
+def test_the_counts_answer_the_pages_tables():
+    counts = count_ngrams(FOX, 3)
+    assert counts.count(("<s>", "The")) == 2 and counts.count(("The", "fox", "is")) == 1
+    assert counts.continuations(["The"]) == {"quick": 1, "fox": 1}
+    assert counts.continuations(["<s>", "The"]) == {"quick": 1, "fox": 1}
+    assert counts.continuations(["blue"]) == {}
+    table = dict(counts.continuation_table(2))
+    assert table[("The",)] == {"quick": 1, "fox": 1} and table[("lazy",)] == {"dog": 2}
+    assert sum(map(len, table.values())) == counts.table_size(2)
+    with pytest.raises(ValueError, match="stop at order 3"):
+        counts.continuations(["The", "quick", "brown"])
 
 
 def test_counts_of_every_order_are_shared_by_lower_order_models():
@@ -100,7 +126,7 @@ def test_mle_is_count_ratio_of_the_brute_force_count():
     for context, nxt in followers.items():
         total = sum(nxt.values())
         assert model.next_distribution(context) == pytest.approx({w: c / total for w, c in nxt.items()})
-        assert model.continuations(context) == dict(nxt)
+        assert model.fitted.continuations(context) == dict(nxt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,6 +199,16 @@ def test_mle_backs_off_to_the_longest_seen_context():
     assert model.backoff_context(["brown", "fox"]) == ("brown", "fox")
 
 
+def test_backoff_steps_are_the_steps_whose_context_was_never_seen():
+    model = NGramModel(3).fit(FOX)
+    assert backoff_steps(model, ["The", "quick"], ["brown", "fox", "jumps"]) == []
+    generated = model.sample(["Zebra"], 6, seed=0)
+    steps = backoff_steps(model, ["Zebra"], generated)
+    history = ["Zebra", *generated]
+    assert steps == [i for i in range(6) if model.fitted.continuations(model.context_for(history[: i + 1])) == {}]
+    assert steps[0] == 0  # right after the unseen word
+
+
 @pytest.mark.parametrize("smoothing", ngram.SMOOTHINGS)
 def test_vectorised_scores_equal_one_query_at_a_time(smoothing):
     train, held_out = random_corpus(6), random_corpus(7, n_seqs=5, alphabet="abcdef")
@@ -185,6 +221,41 @@ def test_vectorised_scores_equal_one_query_at_a_time(smoothing):
             history.append(token)
     with np.errstate(divide="ignore"):
         assert model.log_probs(held_out) == pytest.approx(np.log(expected))
+
+
+def every_context(tokens: list[str], length: int) -> list[tuple[str, ...]]:
+    """Every context of `length` tokens a scored text can give: `<s>` padding, then any tokens."""
+    return [(BOS,) * pad + rest for pad in range(length + 1) for rest in itertools.product(tokens, repeat=length - pad)]
+
+
+@pytest.mark.parametrize("smoothing", ngram.SMOOTHINGS)
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_each_smoothing_writes_one_formula_for_one_context_and_for_every_position(smoothing, n):
+    model = NGramModel(n, smoothing, k=0.3).fit(random_corpus(9, alphabet="abc"))
+    tokens = ["a", "b", "c", "zzz"]  # "zzz" was never seen: <unk>
+    texts, where, expected = [], [], []
+    for context in every_context(tokens, n - 1):
+        p = model.next_probs(model.fitted.ids(context))  # one context
+        start = list(context[context.count(BOS) :])  # a text scored from its start sees the <s> padding
+        for token in [*tokens, EOS]:
+            texts.append(start if token == EOS else [*start, token])
+            where.append(sum(len(t) + 1 for t in texts[:-1]) + len(start))  # the token right after the context
+            expected.append(p[model.fitted.ids([token])[0]])
+    with np.errstate(divide="ignore"):
+        scored = model.log_probs(texts)[where]  # every position at once
+        assert scored == pytest.approx(np.log(expected), rel=1e-12)
+    assert np.isfinite(scored).all() == (smoothing != "mle")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_longest_seen_context_matches_a_brute_force_search(seed):
+    seqs = random_corpus(seed, alphabet="abc")
+    counts = count_ngrams(seqs, 4)
+    seen = {g[:-1] for g in brute_counts(seqs, 4)}  # contexts seen before a token: counted windows minus their last
+    for context in every_context(["a", "b", "c", "zzz"], 3):
+        length, row = counts.longest_seen(counts.ids(context))
+        assert length == max(j for j in range(4) if context[3 - j :] in seen), context
+        assert row == (counts.find(counts.ids(context[3 - length :])) if length else 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,9 +282,32 @@ def test_training_perplexity_falls_with_n_while_sparsity_grows(lee):
     counts, train, val = lee
     ppl = [NGramModel.from_counts(counts, n, "kneser-ney").perplexity(train) for n in range(1, 5)]
     assert ppl == sorted(ppl, reverse=True)
-    sparsity = [NGramModel.from_counts(counts, n).unseen_share(val) for n in range(1, 5)]
+    sparsity = [counts.unseen_share(val, n) for n in range(1, 5)]
     assert sparsity == sorted(sparsity) and sparsity[-1] > 0.8 and sparsity[0] < 0.2
-    assert NGramModel(2).fit(FOX).unseen_share([["The", "quick", "dog"]]) == 0.25  # only (quick dog) is new
+    assert count_ngrams(FOX, 2).unseen_share([["The", "quick", "dog"]], 2) == 0.25  # only (quick dog) is new
+
+
+def test_the_perplexity_curve_gathers_each_orders_numbers(lee):
+    counts, train, val = lee
+    train, val = train[:20], val[:10]
+    points = perplexity_curve(counts, train, val, "kneser-ney", orders=range(1, 5))
+    assert [p.n for p in points] == [1, 2, 3, 4]
+    for p in points:
+        model = NGramModel.from_counts(counts, p.n, "kneser-ney")
+        assert (p.train, p.validation, p.zero_share) == (model.perplexity(train), model.perplexity(val), 0.0)
+        assert (p.unseen, p.table) == (counts.unseen_share(val, p.n), counts.table_size(p.n))
+    (mle,) = perplexity_curve(counts, train, val, "mle", orders=[2])
+    assert mle.validation == math.inf and 0 < mle.zero_share < mle.unseen
+    (no_val,) = perplexity_curve(counts, train, [], orders=[1])
+    assert math.isnan(no_val.validation) and math.isnan(no_val.unseen)
+
+
+def test_the_perplexity_curve_stops_where_n_outgrows_the_text_and_scores_only_the_head():
+    counts = count_ngrams([["hello"]], 3)
+    assert [p.n for p in perplexity_curve(counts, [["hello"]], [["hello"]])] == [1, 2]
+    counts = count_ngrams(FOX, 2)
+    (head,) = perplexity_curve(counts, FOX, FOX, orders=[2], max_tokens=9)  # the first sentence has 9 words
+    assert head.train == NGramModel.from_counts(counts, 2).perplexity(FOX[:1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +333,7 @@ def test_sampling_goes_through_the_shared_sampler(smoothing, monkeypatch):
     model = NGramModel(2, smoothing).fit(FOX)
     history = ["The", *model.sample(["The"], 5, seed=0, top_k=3)]
     # MLE needs no draw where a single continuation was seen ("quick" is always followed by "brown")
-    branching = sum(len(model.continuations(history[i : i + 1])) > 1 for i in range(5))
+    branching = sum(len(model.fitted.continuations(history[i : i + 1])) > 1 for i in range(5))
     assert len(calls) == (branching if smoothing == "mle" else 5) and branching >= 1
     assert calls[0].exp().sum() == pytest.approx(1.0)  # log-probabilities of the continuations
 
@@ -319,6 +413,16 @@ def test_word_text_lm_names_unknown_prompt_words():
         lm.check_prompt(model, "The zebra")
     probs = model.next_logits(model.encode("The")).exp()
     assert probs[model.encode("quick")[0]].item() == pytest.approx(0.5)
+
+
+def test_text_tokens_keep_every_line_break_as_the_end_of_a_sequence():
+    assert text_tokens("The fox\n\nis fast", "word") == ["The", "fox", EOS, EOS, "is", "fast"]
+    assert text_tokens("a b\n", "char") == ["a", " ", "b", EOS]
+    assert text_tokens("", "word") == []
+    with pytest.raises(ValueError, match="level"):
+        text_tokens("a", "byte")
+    model = train_text_lm("the cat\nsat", 2, level="word")
+    assert model.encode("the dog\n\nsat") == model.model.fitted.ids(text_tokens("the dog\n\nsat", "word"))
 
 
 def test_text_lm_needs_a_fitted_model():

@@ -6,27 +6,21 @@ once per server for every session (`fitted`); samples and curves are cached per 
 
 from __future__ import annotations
 
-import hashlib
 import html
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from mllm_core import corpora
-from mllm_core.ngram import EOS, Memorisation, NGramCounts, NGramModel, count_ngrams, split_tokens
+from mllm_core.ngram import EOS, Memorisation, NGramCounts, NGramModel, count_ngrams, perplexity_curve, split_tokens
 from ui.common import MARGIN
 
 ORDERS = (1, 2, 3, 4, 5)  # the n of the side-by-side samples and of the curves
 CURVE_TOKENS = 100_000  # at most this many tokens scored per perplexity point (train and validation)
 COPY_COLOR = "#fde68a"
 LONGEST_COLOR = "#fb923c"
-
-
-def digest(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -46,41 +40,11 @@ def fitted(text_digest: str, level: str, _text: str) -> LabData:
     return LabData(count_ngrams(train_seqs, max(ORDERS)), train_seqs, val_seqs)
 
 
-def _head(seqs: list[list[str]], max_tokens: int) -> list[list[str]]:
-    """The first sequences holding at most `max_tokens` tokens (the first one cut if it alone is longer)."""
-    out, total = [], 0
-    for seq in seqs:
-        if total + len(seq) > max_tokens:
-            if not out:
-                out.append(seq[:max_tokens])
-            break
-        out.append(seq)
-        total += len(seq)
-    return out
-
-
 @st.cache_data(show_spinner="Scoring n = 1..5 on train and validation text…", max_entries=32)
 def curves(text_digest: str, level: str, smoothing: str, k: float, _data: LabData) -> pd.DataFrame:
     """Per n: train / validation perplexity, share of validation n-grams unseen, count-table size."""
-    train, val = _head(_data.train, CURVE_TOKENS), _head(_data.val, CURVE_TOKENS)
-    rows = []
-    for n in ORDERS:
-        if n > _data.counts.longest + 1:
-            break
-        model = NGramModel.from_counts(_data.counts, n, smoothing, k)
-        lp = model.log_probs(val) if val else np.array([np.nan])
-        zero = np.isneginf(lp)
-        rows.append(
-            dict(
-                n=n,
-                train=model.perplexity(train),
-                validation=float("inf") if zero.any() else float(np.exp(-lp.mean())),
-                zero_share=float(zero.mean()),
-                unseen=model.unseen_share(val) if val else float("nan"),
-                table=model.table_size(),
-            )
-        )
-    return pd.DataFrame(rows)
+    points = perplexity_curve(_data.counts, _data.train, _data.val, smoothing, k, ORDERS, CURVE_TOKENS)
+    return pd.DataFrame([asdict(p) for p in points])
 
 
 @st.cache_data(show_spinner="Sampling n = 1..5…", max_entries=64)
@@ -101,36 +65,6 @@ def samples(
 
 # ---------------------------------------------------------------------------------------------
 # Text
-
-
-def join(tokens: list[str], level: str) -> str:
-    """Tokens as text: words joined by spaces, characters as they are, `</s>` as a line break.
-
-    >>> join(["a", "b", "</s>", "c"], "word"), join(["a", "b", "</s>", "c"], "char")
-    ('a b\\nc', 'ab\\nc')
-    """
-    sep = " " if level == "word" else ""
-    return "\n".join(sep.join(part) for part in _split_eos(tokens))
-
-
-def _split_eos(tokens: list[str]) -> list[list[str]]:
-    parts = [[]]
-    for t in tokens:
-        if t == EOS:
-            parts.append([])
-        else:
-            parts[-1].append(t)
-    return parts
-
-
-def tokens_of(text: str, level: str) -> list[str]:
-    """A prompt as tokens; a line break inside it ends a sequence (`</s>`)."""
-    out = []
-    for i, seq in enumerate(text.split("\n")):
-        if i:
-            out.append(EOS)
-        out += seq.split() if level == "word" else list(seq)
-    return out
 
 
 def _escape(token: str) -> str:
@@ -208,16 +142,6 @@ def bar_chart(df: pd.DataFrame, column: str, title: str, y_title: str, percent: 
 
 # ---------------------------------------------------------------------------------------------
 # Stepping through a sample
-
-
-def backoff_steps(model: NGramModel, prompt: list[str], generated: list[str]) -> list[int]:
-    """Steps (0-based) at which MLE used a shorter context than the one it was given."""
-    steps = []
-    for i in range(len(generated)):
-        context = model.context_for(prompt + generated[:i])
-        if len(model.backoff_context(context)) < len(context):
-            steps.append(i)
-    return steps
 
 
 def step_html(prompt: list[str], generated: list[str], step: int, level: str) -> str:

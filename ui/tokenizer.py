@@ -6,7 +6,6 @@ stays a thin read-widgets -> call-engine -> draw script.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import threading
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from mllm_core.corpora import text_digest
 from mllm_core.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer, encoding_stats
 from mllm_core.tokenizers.bpe import GPT2_PATTERN, Merge
 from ui.common import MARGIN
@@ -46,7 +46,7 @@ def trained_bpe(
     """BPE trained on `text` (pre-split with the GPT-2 regex when `split`), from the shared store
     or trained now, reporting progress in [0, 1]."""
     store, lock = _bpe_store()
-    key = (hashlib.sha1(text.encode("utf-8", errors="surrogatepass")).hexdigest(), vocab_size, split)
+    key = (text_digest(text), vocab_size, split)
     with lock:
         tok = store.get(key)
     if tok is not None:
