@@ -24,8 +24,9 @@ from __future__ import annotations
 import copy
 import math
 import re
+import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -405,7 +406,8 @@ class LengthConfig:
     epochs: int = 25  # full-batch epochs (one update each) per length
     lr: float = 0.1  # Adam, decaying linearly to 0 over the epochs
     test_window: int = 3  # accuracy is measured on every window of this many numbers
-    seed: int = 0  # initialisation
+    seed: int = 0  # initialisation of the first run; full batch, so the data order plays no part
+    seeds: int = 3  # runs per (cell, length) with seeds seed, seed + 1, ...: a band, not one line
 
 
 def length_accuracy(config: LengthConfig, cell: str, length: int) -> float:
@@ -429,31 +431,71 @@ def length_accuracy(config: LengthConfig, cell: str, length: int) -> float:
 
 
 def _sweep(
-    config, measure: Callable[..., float], callback: Callable[[str, int, float], None] | None
+    config,
+    measure: Callable[..., float],
+    callback: Callable[[str, int, float], None] | None,
+    seeds: int = 1,
 ) -> dict[str, list[tuple[int, float]]]:
-    """{cell: [(L, measure(config, cell, L)), ...]} over config.lengths x config.cells."""
+    """{cell: [(L, measure(config, cell, L)), ...]}: every cell at every length, once per seed.
+
+    Run i uses `config.seed + i`. Seeds are the outer loop, so a whole curve exists after the first
+    seed and later seeds widen it into a band; the list holds one (L, value) per run, in run order.
+    """
     if not config.lengths or min(config.lengths) < 1:
         raise ValueError("lengths must be a non-empty list of positive numbers")
+    if seeds < 1:
+        raise ValueError("seeds must be at least 1")
     for cell in config.cells:
         make_cell(cell, 1, 1)  # fail before the first long run
     curves: dict[str, list[tuple[int, float]]] = {c: [] for c in config.cells}
-    for length in config.lengths:
-        for cell in config.cells:
-            acc = measure(config, cell, length)
-            curves[cell].append((length, acc))
-            if callback is not None:
-                callback(cell, length, acc)
+    for i in range(seeds):
+        run_config = replace(config, seed=config.seed + i)
+        for length in config.lengths:
+            for cell in config.cells:
+                acc = measure(run_config, cell, length)
+                curves[cell].append((length, acc))
+                if callback is not None:
+                    callback(cell, length, acc)
     return curves
+
+
+@dataclass(frozen=True)
+class BandPoint:
+    """The runs at one x (one per seed): their mean, sample standard deviation and range."""
+
+    x: int
+    mean: float
+    sd: float  # 0 for a single run
+    lo: float  # the worst run
+    hi: float  # the best run
+    n: int  # number of runs
+
+
+def band(points: Sequence[tuple[int, float]]) -> list[BandPoint]:
+    """Group (x, value) runs by x, in increasing x: what a chart draws as a line inside a band.
+
+    >>> [(p.x, p.mean, round(p.sd, 3), p.lo, p.hi, p.n) for p in band([(8, 0.5), (4, 1.0), (4, 0.8)])]
+    [(4, 0.9, 0.141, 0.8, 1.0, 2), (8, 0.5, 0.0, 0.5, 0.5, 1)]
+    """
+    runs: dict[int, list[float]] = {}
+    for x, value in points:
+        runs.setdefault(x, []).append(value)
+    return [
+        BandPoint(x, statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, min(v), max(v), len(v))
+        for x, v in sorted(runs.items())
+    ]
 
 
 def length_experiment(
     config: LengthConfig | None = None, callback: Callable[[str, int, float], None] | None = None
 ) -> dict[str, list[tuple[int, float]]]:
-    """{cell: [(L, accuracy), ...]} over `config.lengths`; `callback(cell, L, acc)` after each run."""
+    """{cell: [(L, accuracy), ...]}, one point per run (`config.seeds` per length, seed by seed);
+    `callback(cell, L, acc)` after each run. `band(curves[cell])` gives the mean and range per L.
+    """
     config = config or LengthConfig()
     if config.lengths and max(config.lengths) >= config.vocab_size:
         raise ValueError(f"every length must be below the vocabulary size {config.vocab_size}")
-    return _sweep(config, length_accuracy, callback)
+    return _sweep(config, length_accuracy, callback, config.seeds)
 
 
 def _curve_target(run: Callable, config, n_runs: int):
@@ -476,9 +518,9 @@ def _curve_target(run: Callable, config, n_runs: int):
 
 
 def length_experiment_target(config: LengthConfig | None = None):
-    """`length_experiment` as a TrainingJob target (progress: one step per (length, cell))."""
+    """`length_experiment` as a TrainingJob target (progress: one step per (seed, length, cell))."""
     config = config or LengthConfig()
-    return _curve_target(length_experiment, config, len(config.lengths) * len(config.cells))
+    return _curve_target(length_experiment, config, config.seeds * len(config.lengths) * len(config.cells))
 
 
 # ---------------------------------------------------------------------------------------------

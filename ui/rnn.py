@@ -68,6 +68,12 @@ def hidden_heatmap(states: torch.Tensor, sequence: list[int]) -> go.Figure:
     return fig
 
 
+def _rgba(color: str, alpha: float) -> str:
+    """The band in its line's colour, see-through: ("#d62728", 0.2) -> "rgba(214, 39, 40, 0.2)"."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
 def curves_chart(
     curves: dict[str, list[tuple[int, float]]] | None,
     title: str,
@@ -75,21 +81,55 @@ def curves_chart(
     reference: dict[str, list[tuple[int, float]]] | None = None,
     chance: float | None = None,
 ) -> go.Figure:
-    """Accuracy vs length per cell (lines), optionally with reference points (crosses) and a chance line."""
+    """Accuracy vs length per cell: the mean over runs (line) in a band from the worst run to the best,
+    optionally with reference points (crosses) and a chance line. One run per length draws no band.
+    """
     fig = go.Figure()
-    lines = [(c, p, "seed's result", "markers", "x") for c, p in (reference or {}).items()]
-    lines += [(c, p, "ours", "lines+markers", "circle") for c, p in (curves or {}).items()]
-    for cell, points, source, mode, symbol in lines:
-        if points:
-            xs, ys = zip(*points, strict=True)
-            color = COLORS.get(cell)
-            marker = dict(color=color, symbol=symbol, size=9 if symbol == "x" else 6)
-            name = f"{NAMES.get(cell, cell)}, {source}"
-            fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode=mode, line=dict(color=color), marker=marker))
+    for cell, points in (reference or {}).items():
+        xs, ys = zip(*points, strict=True)
+        marker = dict(color=COLORS.get(cell), symbol="x", size=9)
+        name = f"{NAMES.get(cell, cell)}, seed's result"
+        fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="markers", marker=marker))
+    for cell, points in (curves or {}).items():
+        bands = rnn.band(points)
+        if not bands:
+            continue
+        color, xs = COLORS.get(cell, "#7f7f7f"), [p.x for p in bands]
+        runs = max(p.n for p in bands)
+        if runs > 1:
+            fig.add_trace(
+                go.Scatter(
+                    x=xs + xs[::-1],
+                    y=[p.hi for p in bands] + [p.lo for p in bands][::-1],
+                    fill="toself",
+                    fillcolor=_rgba(color, 0.2),
+                    line=dict(width=0),
+                    hoverinfo="skip",
+                    name=f"{NAMES.get(cell, cell)}, worst to best of {runs} seeds",
+                )
+            )
+        name = f"{NAMES.get(cell, cell)}, ours" + (f" (mean of {runs} seeds)" if runs > 1 else "")
+        marker = dict(color=color, size=6)
+        ys = [p.mean for p in bands]
+        fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="lines+markers", line=dict(color=color), marker=marker))
     if chance is not None:
         fig.add_hline(y=chance, line_dash="dash", line_color="grey", annotation_text="chance")
     fig.update_layout(title=title, xaxis_title=x_title, yaxis=dict(title="accuracy", range=[0, 1.02]), **LAYOUT)
     return fig
+
+
+def band_summary(curves: dict[str, list[tuple[int, float]]]) -> str:
+    """Mean and (worst–best) of every cell at the longest length all cells have reached, e.g.
+    "At L = 118, over 3 seeds: RNN (hand-written) 0.980 (0.976–0.984) · LSTM 0.956 (0.943–0.965)."
+    """
+    bands = {c: rnn.band(p) for c, p in curves.items() if p}
+    if not bands:
+        return ""
+    longest = min(b[-1].x for b in bands.values())
+    at = {c: next(p for p in b if p.x == longest) for c, b in bands.items()}
+    runs = min(p.n for p in at.values())
+    parts = [f"{NAMES.get(c, c)} {p.mean:.3f} ({p.lo:.3f}–{p.hi:.3f})" for c, p in at.items()]
+    return f"At L = {longest}, over {runs} seed{'s' if runs > 1 else ''}: " + " · ".join(parts) + "."
 
 
 def gradient_chart(norms: dict[str, list[float]]) -> go.Figure:
