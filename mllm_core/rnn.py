@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 CELLS = ("rnn", "lstm", "gru")
+INITS = ("torch", "orthogonal")  # see `init_cell_`
 
 # ---------------------------------------------------------------------------------------------
 # The cells
@@ -170,6 +171,25 @@ def make_cell(cell: str, d_in: int, d_hidden: int) -> _Recurrent:
     return classes[cell](d_in, d_hidden)
 
 
+def init_cell_(cell: _Recurrent, init: str) -> None:
+    """Initialise a cell's weights in place. "torch": leave torch's uniform ±1/√H (as `nn.RNN`).
+
+    "orthogonal": each gate's block of W_hh an orthogonal matrix, W_ih Xavier-uniform, biases 0,
+    the usual choice for recurrent nets. Every singular value of W_hh is then 1, so at the start
+    h_{t−1} passes through the recurrence at full strength, where torch's init shrinks it (its
+    W_hh has spectral radius ≈ 1/√3): the state forgets its start more slowly.
+    """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
+    if init == "orthogonal":
+        with torch.no_grad():
+            for block in cell.weight_hh.chunk(cell.gates, dim=0):  # (H, H) per gate
+                nn.init.orthogonal_(block)
+            nn.init.xavier_uniform_(cell.weight_ih)
+            cell.bias_ih.zero_()
+            cell.bias_hh.zero_()
+
+
 class SequenceModel(nn.Module):
     """One-hot ids -> a recurrent cell -> a linear read-out over `n_out` classes at every step.
 
@@ -208,6 +228,7 @@ class CountingConfig:
     seq_len: int = 6  # L: training sequences are L consecutive numbers, targets shifted by one
     hidden_size: int = 32  # H: size of the hidden state
     cell: str = "rnn"  # "rnn" (hand-written Elman), "lstm" or "gru"
+    init: str = "torch"  # "torch" (uniform ±1/√H) or "orthogonal" W_hh: see `init_cell_`
     batch_size: int | None = None  # None: half the dataset, i.e. two updates per epoch
     lr: float = 0.01  # Adam's learning rate
     lr_decay: bool = False  # decay the learning rate linearly to 0 over max_epochs
@@ -250,6 +271,8 @@ def _validate_counting(config: CountingConfig) -> None:
     if config.batch_size is not None and config.batch_size < 1:
         raise ValueError("batch size must be at least 1")
     make_cell(config.cell, 1, 1)  # validates the cell name
+    if config.init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, not {config.init!r}")
 
 
 def train_counting(
@@ -266,6 +289,7 @@ def train_counting(
     gen = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     model = SequenceModel(config.cell, config.vocab_size, config.hidden_size)
+    init_cell_(model.cell, config.init)
     batch = config.batch_size or max(1, math.ceil(len(x) / 2))
     n_batches = math.ceil(len(x) / batch)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -403,6 +427,7 @@ class LengthConfig:
     cells: tuple[str, ...] = ("rnn", "lstm")  # hand-written Elman RNN vs LSTM
     vocab_size: int = 512  # numbers 0..511
     hidden_size: int = 32  # hidden state size
+    init: str = "torch"  # "torch" (uniform ±1/√H) or "orthogonal" W_hh: see `init_cell_`
     epochs: int = 25  # full-batch epochs (one update each) per length
     lr: float = 0.1  # Adam, decaying linearly to 0 over the epochs
     test_window: int = 3  # accuracy is measured on every window of this many numbers
@@ -418,6 +443,7 @@ def length_accuracy(config: LengthConfig, cell: str, length: int) -> float:
             seq_len=length,
             hidden_size=config.hidden_size,
             cell=cell,
+            init=config.init,
             batch_size=config.vocab_size,  # at least the dataset: full batch
             lr=config.lr,
             lr_decay=True,

@@ -184,6 +184,20 @@ def test_band_is_mean_sd_and_range_per_length():
     assert rnn.band([(8, 0.5)]) == [rnn.BandPoint(8, 0.5, 0.0, 0.5, 0.5, 1)] and rnn.band([]) == []
 
 
+def test_orthogonal_init_gives_unit_singular_values_and_torch_init_is_untouched():
+    torch.manual_seed(0)
+    lstm = rnn.LSTM(7, 4)
+    before = {k: v.clone() for k, v in lstm.state_dict().items()}
+    rnn.init_cell_(lstm, "torch")
+    assert all(torch.equal(before[k], v) for k, v in lstm.state_dict().items())
+    rnn.init_cell_(lstm, "orthogonal")
+    for block in lstm.weight_hh.detach().chunk(4):  # one (H, H) block per gate
+        assert torch.allclose(torch.linalg.svdvals(block), torch.ones(4), atol=1e-5)
+    assert not lstm.bias_ih.any() and not lstm.bias_hh.any()
+    with pytest.raises(ValueError, match="init"):
+        rnn.train_counting(rnn.CountingConfig(init="xavier"))
+
+
 def test_length_experiment_job_has_progress_and_partial_curves():
     config = rnn.LengthConfig(lengths=(4,), vocab_size=16, epochs=2, seeds=2)
     job = training.TrainingJob(rnn.length_experiment_target(config)).start()
