@@ -52,6 +52,8 @@ def test_defaults_predict_11_after_7_8_9_10(default_page):
     charts = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("p(next number)" in s for s in charts) and any("Hidden state" in s for s in charts)
     assert any("seed's result" in s for s in charts)  # the reference curve is shown before any run
+    assert at.selectbox(key="rnn_linit").value == "torch" and at.select_slider(key="rnn_lstep").value == 38
+    assert any("Where this run differs from the seed's" in m.value for m in at.markdown)
 
 
 @pytest.mark.parametrize(
