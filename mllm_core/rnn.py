@@ -11,7 +11,8 @@ family interface `forward(idx (B, T), targets=None) -> (logits (B, T, V), loss)`
 
 - the counting task (`CountingConfig`, `train_counting`, `predict_next`): after 7 8 9 10 comes 11;
 - the length experiment (`length_experiment`): counting accuracy vs training length, RNN vs LSTM,
-  with the seed's published curve in `SEED_LENGTH_REFERENCE` for comparison;
+  over several seeds (`band` gives mean and range), with the seed's published points in
+  `SEED_LENGTH_REFERENCE` for comparison;
 - the memory task (`memory_experiment`): recall the first element of a random sequence;
 - vanishing gradients (`vanishing_gradients`): ‖∂loss/∂x_t‖ for every time step t.
 
