@@ -60,36 +60,19 @@ with tab_count:
             st.caption("Each column is the whole memory of the network after reading that number.")
 
 with tab_length:
-    st.markdown(
-        "The seed's accuracy notebook: train the counter at each length L (V = 512, hidden 32, full batch, 25 epochs, "
-        "Adam lr 0.1 decaying to 0), then test it on **every window of 3 numbers**. Does training on long sequences "
-        "still teach the short-range rule?"
-    )
-    c1, c2 = st.columns(2)
+    st.markdown(ui.LENGTH_INTRO)
+    c1, c2, c3 = st.columns(3)
     step = c1.select_slider(
-        "Lengths L = 4, 4 + s, … 118: step s", [2, 6, 10, 16, 38], 16, key="rnn_lstep", bind="query-params",
-        help="s = 2 is the seed's full sweep (58 lengths; minutes on a CPU).",
+        "Lengths L = 4, 4 + s, … 118: step s", [2, 6, 10, 16, 38], 38, key="rnn_lstep", bind="query-params",
+        help=ui.LENGTH_STEP_HELP,
     )  # fmt: skip
-    show_ref = c2.toggle("Overlay the seed's published curve", True, key="rnn_ref", bind="query-params")
-    length_config = rnn.LengthConfig(lengths=tuple(range(4, 120, step)))
-    job = training_controls("rnn_lengths", lambda: rnn.length_experiment_target(length_config), label="Run")
-    reference = rnn.SEED_LENGTH_REFERENCE if show_ref else None
-
-    def length_view(snap):
-        st.plotly_chart(
-            ui.curves_chart(
-                snap.artifacts.get("curves"), "Accuracy on 3-number windows", "training length L", reference
-            ),
-            key="rnn_length_chart",
-        )
-
-    if job is None:
-        st.plotly_chart(ui.curves_chart(None, "The seed's result", "training length L", reference), key="rnn_ref_chart")
-    live(job, length_view)
-    st.caption(
-        "Crosses: the seed's published result, approximate points (RNN ≈ 0.998 at L = 4, a collapse to 0.12 at "
-        "L = 96 and ≈ 0.87–0.90 beyond L = 100; LSTM ≈ 0.97 or better, drawn as that floor). Lines: this run."
+    init = c2.selectbox(
+        "Initialisation", rnn.INITS, format_func=ui.INIT_NAMES.get, key="rnn_linit", bind="query-params"
     )
+    show_ref = c3.toggle("Overlay the seed's published curve", True, key="rnn_ref", bind="query-params")
+    length_config = rnn.LengthConfig(lengths=tuple(range(4, 120, step)), init=init)
+    job = training_controls("rnn_lengths", lambda: rnn.length_experiment_target(length_config), label="Run")
+    ui.length_results(job, rnn.SEED_LENGTH_REFERENCE if show_ref else None)
 
 with tab_memory:
     st.markdown(

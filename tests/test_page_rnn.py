@@ -10,6 +10,7 @@ from pagetest import run
 from streamlit.testing.v1 import AppTest
 
 from mllm_core import training, zoo
+from ui import rnn as view
 from ui.common import MODELS_KEY
 
 PAGE = "pages/rnn.py"
@@ -62,6 +63,8 @@ def test_defaults_predict_11_after_7_8_9_10(default_page):
     charts = [c.proto.spec for c in at.get("plotly_chart")]
     assert any("p(next number)" in s for s in charts) and any("Hidden state" in s for s in charts)
     assert any("seed's result" in s for s in charts)  # the reference curve is shown before any run
+    assert at.selectbox(key="rnn_linit").value == "torch" and at.select_slider(key="rnn_lstep").value == 38
+    assert any("Where this run differs from the seed's" in m.value for m in at.markdown)
 
 
 @pytest.mark.parametrize(
@@ -105,11 +108,23 @@ def test_experiments_run_in_the_background_with_progress_and_can_be_stopped():
     at.button(key="rnn_lengths_start").click()
     run(at)
     jobs = [j for j in training.MANAGER.jobs() if j.name == "rnn_lengths"]
-    assert len(jobs) == 1 and jobs[0].snapshot().total_steps == 8  # L = 4, 42, 80, 118 for RNN and LSTM
+    assert len(jobs) == 1 and jobs[0].snapshot().total_steps == 24  # 3 seeds x L = 4, 42, 80, 118 x RNN, LSTM
     assert any("step" in p.proto.text for p in at.get("progress"))
     at.button(key="rnn_lengths_stop").click()
     run(at)
     assert not jobs[0].alive and jobs[0].snapshot().state == "stopped"
+
+
+def test_length_chart_draws_each_cell_as_a_mean_in_a_band_from_worst_to_best_seed():
+    curves = {"rnn": [(4, 1.0), (118, 0.8), (4, 0.98), (118, 0.9)], "lstm": [(4, 1.0), (118, 0.96)]}
+    fig = view.curves_chart(curves, "t", "L")
+    band, mean = fig.data[0], fig.data[1]
+    assert band.fill == "toself" and "worst to best of 2 seeds" in band.name
+    assert list(band.x) == [4, 118, 118, 4] and list(band.y) == [1.0, 0.9, 0.8, 0.98]  # hi out, lo back
+    assert list(mean.x) == [4, 118] and list(mean.y) == pytest.approx([0.99, 0.85])
+    assert [d.name for d in fig.data[2:]] == ["LSTM, ours"]  # one seed: a line, no band
+    summary = view.band_summary(curves)
+    assert summary.startswith("At L = 118, over 1 seed:") and "RNN (hand-written) 0.850 (0.800–0.900)" in summary
 
 
 def test_gradient_norms_are_measured_per_step():

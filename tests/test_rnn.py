@@ -1,5 +1,7 @@
 """Spec of mllm_core.rnn and mllm_core.char_lstm: cells equal PyTorch's, counting learns, experiments run."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -152,25 +154,62 @@ def test_seed_reference_curve_has_the_published_shape():
     assert all(acc >= 0.97 for _, acc in ref["lstm"])
 
 
-def test_length_experiment_reports_every_length_and_cell():
+def test_length_experiment_runs_every_cell_at_every_length_seed_by_seed():
     seen = []
-    config = rnn.LengthConfig(lengths=(4, 8), vocab_size=32, epochs=25)
+    config = rnn.LengthConfig(lengths=(4, 8), vocab_size=32, epochs=25, seeds=2)
     curves = rnn.length_experiment(config, lambda cell, length, acc: seen.append((cell, length)))
-    assert [length for length, _ in curves["rnn"]] == [4, 8] and len(curves["lstm"]) == 2
-    assert seen == [("rnn", 4), ("lstm", 4), ("rnn", 8), ("lstm", 8)]
+    assert [length for length, _ in curves["rnn"]] == [4, 8, 4, 8] and len(curves["lstm"]) == 4
+    assert seen == [("rnn", 4), ("lstm", 4), ("rnn", 8), ("lstm", 8)] * 2  # a whole first curve, then the next seed
     assert all(0 <= acc <= 1 for c in curves.values() for _, acc in c)
-    assert curves["rnn"][0][1] > 0.9  # short sequences are easy
+    assert [p.n for p in rnn.band(curves["rnn"])] == [2, 2]
+    assert min(acc for length, acc in curves["rnn"] if length == 4) > 0.9  # short sequences are easy
+
+
+def test_length_experiment_seed_i_is_the_single_run_with_seed_plus_i():
+    config = rnn.LengthConfig(lengths=(6,), cells=("rnn",), vocab_size=24, epochs=3, seed=5, seeds=2)
+    runs = rnn.length_experiment(config)["rnn"]
+    alone = [rnn.length_experiment(replace(config, seed=s, seeds=1))["rnn"][0] for s in (5, 6)]
+    assert runs == alone and runs[0] != runs[1]  # seeded, and two seeds are two different runs
+
+
+def test_band_is_mean_sd_and_range_per_length():
+    accs = {4: [1.0, 0.96, 0.98], 118: [0.815, 0.976, 0.931]}
+    points = [(x, a) for i in range(3) for x, a in ((4, accs[4][i]), (118, accs[118][i]))]  # seed by seed
+    bands = rnn.band(points)
+    assert [p.x for p in bands] == [4, 118] and all(p.n == 3 for p in bands)
+    for p in bands:
+        t = torch.tensor(accs[p.x], dtype=torch.float64)
+        assert p.mean == pytest.approx(t.mean().item()) and p.sd == pytest.approx(t.std().item())  # n − 1
+        assert (p.lo, p.hi) == (min(accs[p.x]), max(accs[p.x]))
+    assert rnn.band([(8, 0.5)]) == [rnn.BandPoint(8, 0.5, 0.0, 0.5, 0.5, 1)] and rnn.band([]) == []
+
+
+def test_orthogonal_init_gives_unit_singular_values_and_torch_init_is_untouched():
+    torch.manual_seed(0)
+    lstm = rnn.LSTM(7, 4)
+    before = {k: v.clone() for k, v in lstm.state_dict().items()}
+    rnn.init_cell_(lstm, "torch")
+    assert all(torch.equal(before[k], v) for k, v in lstm.state_dict().items())
+    rnn.init_cell_(lstm, "orthogonal")
+    for block in lstm.weight_hh.detach().chunk(4):  # one (H, H) block per gate
+        assert torch.allclose(torch.linalg.svdvals(block), torch.ones(4), atol=1e-5)
+    assert not lstm.bias_ih.any() and not lstm.bias_hh.any()
+    with pytest.raises(ValueError, match="init"):
+        rnn.train_counting(rnn.CountingConfig(init="xavier"))
 
 
 def test_length_experiment_job_has_progress_and_partial_curves():
-    config = rnn.LengthConfig(lengths=(4,), vocab_size=16, epochs=2)
+    config = rnn.LengthConfig(lengths=(4,), vocab_size=16, epochs=2, seeds=2)
     job = training.TrainingJob(rnn.length_experiment_target(config)).start()
     assert job.join(60)
     snap = job.snapshot()
-    assert snap.state == "done" and snap.total_steps == 2 and snap.progress == 1.0
+    assert snap.state == "done" and snap.total_steps == 4 and snap.progress == 1.0  # 2 seeds x 2 cells
     assert set(snap.artifacts["curves"]) == {"rnn", "lstm"} and set(job.result) == {"rnn", "lstm"}
+    assert snap.artifacts["curves"] == job.result
     with pytest.raises(ValueError):
         rnn.length_experiment(rnn.LengthConfig(lengths=(600,)))
+    with pytest.raises(ValueError, match="seeds"):
+        rnn.length_experiment(rnn.LengthConfig(lengths=(4,), seeds=0))
 
 
 def test_memory_experiment_short_sequences_are_easy_for_both_cells():
