@@ -9,21 +9,24 @@ classroom of 30) reads the same job. Sibling modules train one family each (`ngr
 with `metrics.evaluate`.
 
 Every default is kept on disk once trained (`store`, in the cache), and a later process loads
-it in a second instead of training it again. A default's folder is named after a digest of
-everything it depends on (`artefact_name`), so a changed setting trains anew rather than loading
-stale weights.
+it in a second instead of training it again; `python -m mllm_core.zoo build --out models` trains
+them all into the folder shipped with the app (for hosts whose disk is fresh at every boot). A
+default's folder is named after a digest of everything it depends on (`artefact_name`), so a
+changed setting trains anew rather than loading stale weights.
 
 Set `MLLM_ZOO_TINY=1` for toy sizes that train in seconds (tests, CI).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -546,3 +549,74 @@ def leaderboard(jobs: dict[str, training.TrainingJob]) -> list[LeaderboardRow]:
             LeaderboardRow(name, FAMILIES.get(name, "?"), snap.state, snap.artifacts.get("evaluations", {}).get(name))
         )
     return sorted(rows, key=lambda r: (r.evaluation is None, r.bits_per_char or 0.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# python -m mllm_core.zoo build: the defaults for a host whose disk is fresh at every boot
+
+
+def build(
+    out: str | Path | None = None, force: bool = False, on_event: Callable[[str], None] | None = None
+) -> list[Path]:
+    """Train every default in this process, one after another, and write each into `out`.
+
+    `out` defaults to the cache (`store.cache_models_dir()`); `models/` ships them with the app.
+    A default already in `out` is kept unless `force`. Sizes follow `tiny()`. `on_event(line)`
+    hears what happens (the command prints it). Returns the folders, in `defaults()` order.
+    Raises RuntimeError when a default fails to train.
+    """
+    out = Path(out) if out is not None else store.cache_models_dir()
+    say = on_event or (lambda line: None)
+    folders = []
+    for default in defaults():
+        folder = out / default.artefact
+        if folder.is_dir() and not force:
+            say(f"{default.label}: already built ({folder})")
+            folders.append(folder)
+            continue
+        say(f"{default.label}: training")
+        job = training.TrainingJob(default.make_target(), name=default.label).start()
+        while not job.join(10):
+            snap = job.snapshot()
+            say(f"{default.label}: {snap.state}, step {snap.step:,}/{snap.total_steps or '?'}, {snap.elapsed:.0f} s")
+        snap = job.snapshot()
+        if snap.state != training.DONE:
+            raise RuntimeError(f"{default.label} did not train: {snap.error or snap.state}")
+        folders.append(save(default, job.result, snap, out))
+        say(f"{default.label}: {snap.elapsed:.0f} s, {_megabytes(store.folder_size(folders[-1]))} in {folders[-1]}")
+    return folders
+
+
+def _megabytes(n_bytes: int) -> str:
+    """>>> _megabytes(12_630_140), _megabytes(255)
+    ('12.63 MB', '0.0003 MB')
+    """
+    return f"{n_bytes / 1e6:.{2 if n_bytes >= 10_000 else 4}f} MB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mllm_core.zoo", description="The class-wide default models: build them, see where they are."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    build_cmd = commands.add_parser("build", help="train every default and save it (minutes at full size)")
+    build_cmd.add_argument(
+        "--out", type=Path, help="folder to write (default: the cache); models/ ships them with the app"
+    )
+    build_cmd.add_argument("--force", action="store_true", help="retrain the defaults already in the folder")
+    commands.add_parser("where", help="list every default and where its saved copy is found")
+    args = parser.parse_args(argv)
+    if args.command == "where":
+        print(f"searched in order: {', '.join(str(p) for p in store.search_path())}")
+        for default in defaults():
+            print(f"{default.label:20s} {default.artefact:30s} {store.find(default.artefact) or 'not saved'}")
+        return 0
+    t0 = time.perf_counter()
+    folders = build(args.out, args.force, on_event=lambda line: print(line, flush=True))
+    total = sum(store.folder_size(f) for f in folders)
+    print(f"{len(folders)} defaults, {_megabytes(total)}, in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -233,3 +233,18 @@ def test_a_cache_that_cannot_be_written_costs_only_a_log_line(caplog):
     job = run_default(zoo.ladder_default("baseline", TINY))
     assert job.result[zoo.BASELINE_NAME].vocab_size > 2
     assert "cannot save zoo: baseline" in caplog.text
+
+
+def test_build_writes_every_default_to_a_folder_that_a_fresh_server_reads(tmp_path, monkeypatch, capsys):
+    cheap = [zoo.ladder_default("baseline", TINY), zoo.ladder_default("n-gram", TINY)]
+    monkeypatch.setattr(zoo, "defaults", lambda config=None: cheap)
+    lines = []
+    folders = zoo.build(tmp_path / "models", on_event=lines.append)
+    assert folders == [tmp_path / "models" / d.artefact for d in cheap]
+    assert zoo.build(tmp_path / "models", on_event=lines.append) == folders
+    assert sum("already built" in line for line in lines) == 2
+
+    monkeypatch.setenv("MLLM_MODELS_DIR", str(tmp_path / "models"))  # as shipped with the app
+    assert run_default(cheap[1]).snapshot().artifacts["loaded_from"] == str(folders[1])
+    assert zoo.main(["where"]) == 0
+    assert str(folders[1]) in capsys.readouterr().out
