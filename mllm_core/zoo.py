@@ -169,6 +169,7 @@ def _load_or_train(default: Default, ctx: training.TrainContext) -> Any:
             return result
     where = " or ".join(str(root) for root in store.search_path())
     log.info("training %s: no saved copy %s in %s", default.label, default.artefact, where)
+    ctx.publish(loaded_from=None)
     result = default.make_target()(ctx)
     if not ctx.should_stop():  # a run stopped early is not the default
         try:
@@ -201,13 +202,19 @@ def save(default: Default, result: Any, snap: training.JobSnapshot, root: str | 
 
 
 def origin(snap: training.JobSnapshot) -> str:
-    """Where a default's model comes from, for a caption: loaded from disk, or trained in this process."""
-    loaded = snap.artifacts.get("loaded_from")
-    if loaded:
-        return f"loaded from {loaded}"
+    """Where a default's model comes from, for a caption: loaded from disk, or trained in this process.
+
+    >>> loaded = training.JobSnapshot("d", training.DONE, 9, 9, 0.1, None, None, {}, {"loaded_from": "models/d-1"}, "cpu")
+    >>> origin(loaded)
+    'loaded from models/d-1'
+    """
+    if "loaded_from" not in snap.artifacts:  # the job has not looked for a saved copy yet
+        return "queued for a CPU slot" if snap.state == training.QUEUED else snap.state
+    if snap.artifacts["loaded_from"]:
+        return f"loaded from {snap.artifacts['loaded_from']}"
     if snap.state == training.DONE:
         return "trained on this server"
-    return "training on this server: no saved copy was found, it is saved once trained"
+    return "training on this server (no saved copy was found; it is saved once trained)"
 
 
 # ---------------------------------------------------------------------------------------------

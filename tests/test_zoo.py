@@ -213,7 +213,7 @@ def test_a_changed_setting_trains_anew_instead_of_loading_stale_weights(cache, c
     caplog.set_level(logging.INFO, logger="mllm_core.zoo")
     run_default(zoo.ladder_default("baseline", TINY))
     job = run_default(zoo.ladder_default("baseline", dataclasses.replace(TINY, train_chars=10_000)))
-    assert "loaded_from" not in job.snapshot().artifacts
+    assert job.snapshot().artifacts["loaded_from"] is None
     assert "training zoo: baseline: no saved copy" in caplog.text  # the log says what it trains, and why
     assert len(list(cache.iterdir())) == 2
 
@@ -223,7 +223,7 @@ def test_a_damaged_copy_is_trained_again_and_replaced(cache, caplog):
     (cache / default.artefact).mkdir(parents=True)
     (cache / default.artefact / "record.json").write_text('{"format": "llm-playground/job-record", "version": 99}')
     job = run_default(default)
-    assert "loaded_from" not in job.snapshot().artifacts
+    assert job.snapshot().artifacts["loaded_from"] is None
     assert "cannot load" in caplog.text and "version 99" in caplog.text
     assert store.load_record(cache / default.artefact / "record.json").extras["evaluations"]
 
