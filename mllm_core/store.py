@@ -64,8 +64,8 @@ def check_format(payload: dict, fmt: str, path: str | Path) -> dict:
     return payload
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+def _write_json(path: Path, payload: dict, indent: int | None = 1) -> None:
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=indent), encoding="utf-8")
 
 
 def _read_json(path: Path, fmt: str) -> dict:
@@ -323,6 +323,7 @@ def save_record(record: JobRecord, path: str | Path) -> Path:
             "total_steps": record.total_steps,
             "extras": record.extras,
         },
+        indent=None,  # a thousand losses, one line: a third of the bytes of an indented file
     )
     return Path(path)
 
