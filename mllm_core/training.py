@@ -209,6 +209,11 @@ class TrainContext:
         with self._job._lock:
             self._job._artifacts.update(artifacts)
 
+    def snapshot(self) -> JobSnapshot:
+        """What readers see of this job now (its metric history and artifacts so far), e.g. to save
+        them along with the result."""
+        return self._job.snapshot()
+
 
 class NullContext:
     """The context of a loop run without a job (a script, a notebook): never paused or stopped,

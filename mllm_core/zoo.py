@@ -8,22 +8,35 @@ classroom of 30) reads the same job. Sibling modules train one family each (`ngr
 `transformer`); this one only chooses their small default settings and scores the results
 with `metrics.evaluate`.
 
+Every default is kept on disk once trained (`store`, in the cache), and a later process loads
+it in a second instead of training it again; `python -m mllm_core.zoo build --out models` trains
+them all into the folder shipped with the app (for hosts whose disk is fresh at every boot). A
+default's folder is named after a digest of everything it depends on (`artefact_name`), so a
+changed setting trains anew rather than loading stale weights.
+
 Set `MLLM_ZOO_TINY=1` for toy sizes that train in seconds (tests, CI).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
+import hashlib
+import logging
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from mllm_core import corpora, training
+from mllm_core import corpora, store, training
 from mllm_core.lm import TextLM, UniformLM
 from mllm_core.metrics import Evaluation, evaluate
+
+log = logging.getLogger(__name__)
 
 NGRAM_ORDERS = (1, 2, 3, 4, 5)
 NGRAM_NAMES = tuple(f"{n}-gram" for n in NGRAM_ORDERS)
@@ -83,19 +96,146 @@ def validation_text(config: ZooConfig | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Saved defaults: ready at once on a machine that trained them before
+
+RECIPE_VERSION = 1  # bump when a default's training code changes: every saved default is then retrained
+
+
+def artefact_name(kind: str, key: Hashable) -> str:
+    """The folder of a default on disk: its kind and a digest of its key (every setting it depends on).
+
+    The digest is of `repr`, which spells out every field of a config dataclass, so the name is
+    the same in every process and changes with any setting (pinned here: changing the scheme
+    orphans every saved default).
+
+    >>> artefact_name("counter", ("counter", (128, 6)))
+    'counter-a95ad4ecf41f'
+    >>> artefact_name("counter", ("counter", (128, 7))) == artefact_name("counter", ("counter", (128, 6)))
+    False
+    """
+    digest = hashlib.sha256(repr((RECIPE_VERSION, key)).encode()).hexdigest()[:12]
+    return f"{kind}-{digest}"
+
+
+SaveFn = Callable[[Any, training.JobSnapshot, Path], dict]  # (result, snapshot, folder) -> JSON extras
+LoadFn = Callable[[Path, dict], tuple[Any, dict]]  # (folder, extras) -> (result, artifacts to publish)
+
+
+@dataclass(frozen=True)
+class Default:
+    """One class-wide default: its shared job's key, how it trains, how it goes to disk and back.
+
+    `save(result, snapshot, folder)` writes the result and what the pages read of the job
+    (checkpoints, scores) into `folder` and returns small JSON extras for the record;
+    `load(folder, extras)` gives back (result, the artifacts to publish). The job's metric
+    history and step count are kept for every kind, so a loaded default looks like a trained one.
+    """
+
+    kind: str  # the first part of its folder name: "zoo-transformer", "attention", "word2vec", ...
+    key: Hashable  # the shared job's key: every setting the result depends on
+    label: str  # the job's name
+    make_target: Callable[[], Callable[[training.TrainContext], Any]]  # the training loop
+    save: SaveFn
+    load: LoadFn
+
+    @property
+    def artefact(self) -> str:
+        """Its folder's name, e.g. "attention-3f9a1c2b0d4e"."""
+        return artefact_name(self.kind, self.key)
+
+    def target(self) -> Callable[[training.TrainContext], Any]:
+        """The shared job's loop: load the saved default if there is one, else train it and save it."""
+        return functools.partial(_load_or_train, self)
+
+    def job(self) -> training.TrainingJob:
+        """The process-wide job (started by the first caller, shared by every later one)."""
+        return training.shared_job(self.key, self.target, name=self.label)
+
+
+def _load_or_train(default: Default, ctx: training.TrainContext) -> Any:
+    folder = store.find(default.artefact)
+    if folder is not None:
+        try:
+            record = store.load_record(folder / "record.json")
+            result, artifacts = default.load(folder, record.extras)
+        except Exception as exc:  # a damaged or foreign copy must not keep the default from existing
+            log.warning("cannot load %s (%s: %s); training it instead", folder, type(exc).__name__, exc)
+        else:
+            if record.total_steps:
+                ctx.set_total(record.total_steps)
+            _replay(ctx, record.history)
+            ctx.publish(**artifacts, loaded_from=str(folder))
+            log.info("%s loaded from %s", default.label, folder)
+            return result
+    where = " or ".join(str(root) for root in store.search_path())
+    log.info("training %s: no saved copy %s in %s", default.label, default.artefact, where)
+    ctx.publish(loaded_from=None)
+    result = default.make_target()(ctx)
+    if not ctx.should_stop():  # a run stopped early is not the default
+        try:
+            log.info("%s saved to %s", default.label, save(default, result, ctx.snapshot(), store.cache_models_dir()))
+        except Exception as exc:  # a read-only or missing cache: the model is trained all the same
+            log.warning(
+                "cannot save %s to %s (%s: %s)", default.label, store.cache_models_dir(), type(exc).__name__, exc
+            )
+    return result
+
+
+def _replay(ctx: training.TrainContext, history: dict[str, list[tuple[int, float]]]) -> None:
+    """Report a saved metric history again, step by step, so the curves of a loaded default are drawn."""
+    by_step: dict[int, dict[str, float]] = {}
+    for metric, series in history.items():
+        for step, value in series:
+            by_step.setdefault(step, {})[metric] = value
+    for step in sorted(by_step):
+        ctx.report(step=step, **by_step[step])
+
+
+def save(default: Default, result: Any, snap: training.JobSnapshot, root: str | Path) -> Path:
+    """Write a trained default into `root`/`default.artefact`, whole or not at all; returns the folder."""
+
+    def fill(folder: Path) -> None:
+        extras = default.save(result, snap, folder)
+        store.save_record(store.JobRecord(snap.history, snap.total_steps, extras), folder / "record.json")
+
+    return store.write_atomically(Path(root) / default.artefact, fill)
+
+
+def origin(snap: training.JobSnapshot) -> str:
+    """Where a default's model comes from, for a caption: loaded from disk, or trained in this process.
+
+    >>> loaded = training.JobSnapshot("d", training.DONE, 9, 9, 0.1, None, None, {}, {"loaded_from": "models/d-1"}, "cpu")
+    >>> origin(loaded)
+    'loaded from models/d-1'
+    """
+    if "loaded_from" not in snap.artifacts:  # the job has not looked for a saved copy yet
+        return "queued for a CPU slot" if snap.state == training.QUEUED else snap.state
+    if snap.artifacts["loaded_from"]:
+        return f"loaded from {snap.artifacts['loaded_from']}"
+    if snap.state == training.DONE:
+        return "trained on this server"
+    return "training on this server (no saved copy was found; it is saved once trained)"
+
+
+# ---------------------------------------------------------------------------------------------
 # One training loop per family: the five n-grams share one count table
 
 
+def _ngram_models(counts) -> dict[str, TextLM]:
+    from mllm_core.ngram import NGramModel, NGramTextLM
+
+    return {
+        name: NGramTextLM(NGramModel.from_counts(counts, n, "kneser-ney"), "char", name)
+        for name, n in zip(NGRAM_NAMES, NGRAM_ORDERS, strict=True)
+    }
+
+
 def _ngram_trainer(text: str, config: ZooConfig):
-    from mllm_core.ngram import NGramModel, NGramTextLM, count_ngrams, split_tokens
+    from mllm_core.ngram import count_ngrams, split_tokens
 
     def target(ctx: training.TrainContext) -> dict[str, TextLM]:
         ctx.check()
-        counts = count_ngrams(split_tokens(text, "char"), max(NGRAM_ORDERS))  # every order 1..5 in one pass
-        return {
-            name: NGramTextLM(NGramModel.from_counts(counts, n, "kneser-ney"), "char", name)
-            for name, n in zip(NGRAM_NAMES, NGRAM_ORDERS, strict=True)
-        }
+        return _ngram_models(count_ngrams(split_tokens(text, "char"), max(NGRAM_ORDERS)))  # every order in one pass
 
     return target
 
@@ -147,14 +287,57 @@ def gpt_configs(config: ZooConfig) -> tuple[Any, Any]:
     return GPTConfig(), GPTTrainConfig(steps=800, max_chars=None)
 
 
+# How each group's models go to disk: the baseline is its alphabet, the n-grams one count table,
+# the neural models a `store.save_torch_lm` folder each.
+
+
+def _save_baseline(models: dict[str, TextLM], folder: Path) -> None:
+    models[BASELINE_NAME].tokenizer.save(folder / "tokenizer.json")
+
+
+def _load_baseline(folder: Path) -> dict[str, TextLM]:
+    from mllm_core.tokenizers import load_tokenizer
+
+    return {BASELINE_NAME: UniformLM(load_tokenizer(folder / "tokenizer.json"), name=BASELINE_NAME)}
+
+
+def _save_ngrams(models: dict[str, TextLM], folder: Path) -> None:
+    store.save_ngram_counts(models[NGRAM_NAMES[0]].model.counts, folder / "counts.npz")  # shared by every order
+
+
+def _load_ngrams(folder: Path) -> dict[str, TextLM]:
+    return _ngram_models(store.load_ngram_counts(folder / "counts.npz"))
+
+
+def _torch_io(name: str):
+    return (lambda models, folder: store.save_torch_lm(models[name], folder)), (
+        lambda folder: {name: store.load_torch_lm(folder)}
+    )
+
+
 Trainer = Callable[[str, ZooConfig], Callable[[training.TrainContext], dict[str, TextLM]]]
-_GROUPS: dict[str, tuple[Trainer, tuple[str, ...]]] = {  # one job per group
-    "baseline": (_baseline_trainer, (BASELINE_NAME,)),
-    "n-gram": (_ngram_trainer, NGRAM_NAMES),
-    "char-LSTM": (_lstm_trainer, (LSTM_NAME,)),
-    "transformer": (_gpt_trainer, (GPT_NAME,)),
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One job of the ladder: its models, how they train, what they depend on, how they are kept."""
+
+    trainer: Trainer
+    names: tuple[str, ...]
+    spec: Callable[[ZooConfig], Hashable]  # the settings its models depend on beyond the ZooConfig
+    save_models: Callable[[dict[str, TextLM], Path], Any]
+    load_models: Callable[[Path], dict[str, TextLM]]
+
+
+_GROUPS: dict[str, _Group] = {  # one job per group
+    "baseline": _Group(_baseline_trainer, (BASELINE_NAME,), lambda c: ("char",), _save_baseline, _load_baseline),
+    "n-gram": _Group(
+        _ngram_trainer, NGRAM_NAMES, lambda c: (NGRAM_ORDERS, "char", "kneser-ney"), _save_ngrams, _load_ngrams
+    ),
+    "char-LSTM": _Group(_lstm_trainer, (LSTM_NAME,), lstm_configs, *_torch_io(LSTM_NAME)),
+    "transformer": _Group(_gpt_trainer, (GPT_NAME,), gpt_configs, *_torch_io(GPT_NAME)),
 }
-_GROUP_OF = {name: group for group, (_, names) in _GROUPS.items() for name in names}
+_GROUP_OF = {name: group for group, g in _GROUPS.items() for name in g.names}
 
 
 def _group(name: str) -> str:
@@ -171,7 +354,7 @@ def model_target(name: str, config: ZooConfig | None = None) -> Callable[[traini
     each score lands; neural families also publish `model` snapshots while they train. The
     result is {name: TextLM}.
     """
-    trainer, _ = _GROUPS[_group(name)]
+    trainer = _GROUPS[_group(name)].trainer
     config = config or default_config()
 
     def target(ctx: training.TrainContext) -> dict[str, TextLM]:  # the corpus is read here, not in the page
@@ -187,11 +370,36 @@ def model_target(name: str, config: ZooConfig | None = None) -> Callable[[traini
     return target
 
 
-def default_job(name: str, config: ZooConfig | None = None) -> training.TrainingJob:
-    """The process-wide job training default `name` (started by the first caller, shared by its group)."""
+def _save_ladder(group: _Group, models: dict[str, TextLM], snap: training.JobSnapshot, folder: Path) -> dict:
+    group.save_models(models, folder)
+    scores = snap.artifacts.get("evaluations", {})
+    return {"evaluations": {name: dataclasses.asdict(ev) for name, ev in scores.items()}}
+
+
+def _load_ladder(group: _Group, folder: Path, extras: dict) -> tuple[dict[str, TextLM], dict]:
+    models = group.load_models(folder)
+    scores = {name: Evaluation(**ev) for name, ev in extras["evaluations"].items()}
+    return models, {"models": models, "evaluations": scores}
+
+
+def ladder_default(group: str, config: ZooConfig | None = None) -> Default:
+    """The Generation lab's default for a group of the ladder ("baseline", "n-gram", "char-LSTM", "transformer")."""
     config = config or default_config()
-    group = _group(name)
-    return training.shared_job(("zoo", group, config), lambda: model_target(name, config), name=f"zoo: {group}")
+    g = _GROUPS[group]
+    return Default(
+        kind=f"zoo-{group.lower()}",
+        key=("zoo", group, config, g.spec(config)),
+        label=f"zoo: {group}",
+        make_target=lambda: model_target(g.names[0], config),
+        save=functools.partial(_save_ladder, g),
+        load=functools.partial(_load_ladder, g),
+    )
+
+
+def default_job(name: str, config: ZooConfig | None = None) -> training.TrainingJob:
+    """The process-wide job making default `name` (started by the first caller, shared by its group):
+    loaded from disk when it was saved before, else trained and then saved."""
+    return ladder_default(_group(name), config).job()
 
 
 def default_jobs(config: ZooConfig | None = None, names: tuple[str, ...] = NAMES) -> dict[str, training.TrainingJob]:
@@ -224,16 +432,34 @@ def attention_configs() -> tuple[Any, Any]:
     return GPTConfig(), GPTTrainConfig()
 
 
-def attention_job() -> training.TrainingJob:
-    """The Attention lab's default GPT on the default corpus (char tokens), trained once per process."""
-    from mllm_core.transformer import gpt_target
+def _save_attention(lm, snap: training.JobSnapshot, folder: Path) -> dict:
+    store.save_torch_lm(lm, folder)
+    store.save_checkpoints(snap.artifacts.get("checkpoints", []), folder / "checkpoints.pt")  # "Watch it learn"
+    return {"probe_tokens": snap.artifacts.get("probe_tokens", []), "num_params": snap.artifacts.get("num_params")}
 
+
+def _load_attention(folder: Path, extras: dict) -> tuple[Any, dict]:
+    lm = store.load_torch_lm(folder)
+    checkpoints = store.load_checkpoints(folder / "checkpoints.pt")
+    return lm, {"model": lm, "checkpoints": checkpoints, "config": lm.module.config, **extras}
+
+
+def attention_default() -> Default:
+    """The Attention lab's default GPT on the default corpus (char tokens)."""
     config, train = attention_configs()
 
     def make_target():
+        from mllm_core.transformer import gpt_target
+
         return gpt_target(corpora.load(corpora.DEFAULT).text, config, train, name=ATTENTION_NAME)
 
-    return training.shared_job(("attention", config, train), make_target, name="attention-default")
+    key = ("attention", corpora.DEFAULT, config, train)
+    return Default("attention", key, "attention-default", make_target, _save_attention, _load_attention)
+
+
+def attention_job() -> training.TrainingJob:
+    """The Attention lab's default GPT, loaded from disk or trained once per process."""
+    return attention_default().job()
 
 
 def embeddings_budget() -> dict[str, float]:
@@ -241,26 +467,72 @@ def embeddings_budget() -> dict[str, float]:
     return {"epochs": 3} if tiny() else {"max_seconds": 30.0}
 
 
-def embeddings_job() -> training.TrainingJob:
-    """The Embeddings lab's default word2vec (default settings, default corpus), trained once per process."""
-    from mllm_core.word2vec import Word2VecConfig, training_target
+def _save_word2vec(model, snap: training.JobSnapshot, folder: Path) -> dict:
+    model.save(folder / "word2vec.pt")
+    progress = snap.artifacts.get("progress")
+    return {"progress": dataclasses.asdict(progress) if progress is not None else None}
+
+
+def _load_word2vec(folder: Path, extras: dict) -> tuple[Any, dict]:
+    from mllm_core.word2vec import FitProgress, Word2Vec
+
+    model = Word2Vec.load(folder / "word2vec.pt")
+    progress = FitProgress(**extras["progress"]) if extras.get("progress") else None
+    model.history = [progress] if progress else []
+    return model, {"model": model, "progress": progress}
+
+
+def embeddings_default() -> Default:
+    """The Embeddings lab's default word2vec (default settings, default corpus)."""
+    from mllm_core.word2vec import Word2VecConfig
 
     config, budget = Word2VecConfig(), embeddings_budget()
 
     def make_target():
+        from mllm_core.word2vec import training_target
+
         return training_target(config, corpora.load(corpora.DEFAULT).text, **budget)
 
     key = ("word2vec", config, corpora.DEFAULT, tuple(sorted(budget.items())))
-    return training.shared_job(key, make_target, name="embeddings-default")
+    return Default("word2vec", key, "embeddings-default", make_target, _save_word2vec, _load_word2vec)
 
 
-def counter_job() -> training.TrainingJob:
-    """The RNN lab's default counter (the seed's setting: V = 128, L = 6), trained once per process."""
+def embeddings_job() -> training.TrainingJob:
+    """The Embeddings lab's default word2vec, loaded from disk or trained once per process."""
+    return embeddings_default().job()
+
+
+def _save_counter(model, snap: training.JobSnapshot, folder: Path) -> dict:
+    store.save_sequence_model(model, folder / "counter.pt")
+    return {}
+
+
+def _load_counter(folder: Path, extras: dict) -> tuple[Any, dict]:
+    model = store.load_sequence_model(folder / "counter.pt")
+    return model, {"model": model}
+
+
+def counter_default() -> Default:
+    """The RNN lab's default counter (the seed's setting: V = 128, L = 6)."""
     from mllm_core.rnn import CountingConfig, counting_target
 
     config = CountingConfig()
     key = ("counter", dataclasses.astuple(config))  # the config is a mutable (unhashable) dataclass
-    return training.shared_job(key, lambda: counting_target(config), name="counter-default")
+    return Default("counter", key, "counter-default", lambda: counting_target(config), _save_counter, _load_counter)
+
+
+def counter_job() -> training.TrainingJob:
+    """The RNN lab's default counter, loaded from disk or trained once per process."""
+    return counter_default().job()
+
+
+def defaults(config: ZooConfig | None = None) -> list[Default]:
+    """Every class-wide default: the Generation ladder's four jobs, then the labs' three."""
+    return [ladder_default(group, config) for group in _GROUPS] + [
+        attention_default(),
+        embeddings_default(),
+        counter_default(),
+    ]
 
 
 @dataclass(frozen=True)
@@ -284,3 +556,74 @@ def leaderboard(jobs: dict[str, training.TrainingJob]) -> list[LeaderboardRow]:
             LeaderboardRow(name, FAMILIES.get(name, "?"), snap.state, snap.artifacts.get("evaluations", {}).get(name))
         )
     return sorted(rows, key=lambda r: (r.evaluation is None, r.bits_per_char or 0.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# python -m mllm_core.zoo build: the defaults for a host whose disk is fresh at every boot
+
+
+def build(
+    out: str | Path | None = None, force: bool = False, on_event: Callable[[str], None] | None = None
+) -> list[Path]:
+    """Train every default in this process, one after another, and write each into `out`.
+
+    `out` defaults to the cache (`store.cache_models_dir()`); `models/` ships them with the app.
+    A default already in `out` is kept unless `force`. Sizes follow `tiny()`. `on_event(line)`
+    hears what happens (the command prints it). Returns the folders, in `defaults()` order.
+    Raises RuntimeError when a default fails to train.
+    """
+    out = Path(out) if out is not None else store.cache_models_dir()
+    say = on_event or (lambda line: None)
+    folders = []
+    for default in defaults():
+        folder = out / default.artefact
+        if folder.is_dir() and not force:
+            say(f"{default.label}: already built ({folder})")
+            folders.append(folder)
+            continue
+        say(f"{default.label}: training")
+        job = training.TrainingJob(default.make_target(), name=default.label).start()
+        while not job.join(10):
+            snap = job.snapshot()
+            say(f"{default.label}: {snap.state}, step {snap.step:,}/{snap.total_steps or '?'}, {snap.elapsed:.0f} s")
+        snap = job.snapshot()
+        if snap.state != training.DONE:
+            raise RuntimeError(f"{default.label} did not train: {snap.error or snap.state}")
+        folders.append(save(default, job.result, snap, out))
+        say(f"{default.label}: {snap.elapsed:.0f} s, {_megabytes(store.folder_size(folders[-1]))} in {folders[-1]}")
+    return folders
+
+
+def _megabytes(n_bytes: int) -> str:
+    """>>> _megabytes(12_630_140), _megabytes(255)
+    ('12.63 MB', '0.0003 MB')
+    """
+    return f"{n_bytes / 1e6:.{2 if n_bytes >= 10_000 else 4}f} MB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mllm_core.zoo", description="The class-wide default models: build them, see where they are."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    build_cmd = commands.add_parser("build", help="train every default and save it (minutes at full size)")
+    build_cmd.add_argument(
+        "--out", type=Path, help="folder to write (default: the cache); models/ ships them with the app"
+    )
+    build_cmd.add_argument("--force", action="store_true", help="retrain the defaults already in the folder")
+    commands.add_parser("where", help="list every default and where its saved copy is found")
+    args = parser.parse_args(argv)
+    if args.command == "where":
+        print(f"searched in order: {', '.join(str(p) for p in store.search_path())}")
+        for default in defaults():
+            print(f"{default.label:20s} {default.artefact:30s} {store.find(default.artefact) or 'not saved'}")
+        return 0
+    t0 = time.perf_counter()
+    folders = build(args.out, args.force, on_event=lambda line: print(line, flush=True))
+    total = sum(store.folder_size(f) for f in folders)
+    print(f"{len(folders)} defaults, {_megabytes(total)}, in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -49,7 +49,8 @@ with train_tab:
     if dsnap.state == training.DONE:
         common.register_model(zoo.ATTENTION_NAME, default.latest())
     st.caption(
-        f"Class default model ({zoo.ATTENTION_NAME}): {dsnap.state}, step {dsnap.step:,}/{dsnap.total_steps or '?'}"
+        f"Class default model ({zoo.ATTENTION_NAME}): {dsnap.state}, step {dsnap.step:,}/{dsnap.total_steps or '?'}, "
+        f"{zoo.origin(dsnap)}"
     )
 
 # ---- Which model the other tabs look at ----------------------------------------------------

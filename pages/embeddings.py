@@ -68,8 +68,9 @@ job = get_job("emb_train")
 if job is None:
     job = zoo.embeddings_job()
     st.caption(
-        f"Showing the **default model** (CBOW, 100 dimensions, wikipedia-sample, {ui.budget_text()}), trained "
-        "once for everyone on this server. Change the settings above and press **Train** to train your own."
+        f"Showing the **default model** (CBOW, 100 dimensions, wikipedia-sample, {ui.budget_text()}), one for "
+        f"everyone on this server, {zoo.origin(job.snapshot())}. Change the settings above and press **Train** to "
+        "train your own."
     )
 
 q1, q2, q3 = st.columns([2, 2, 1])

@@ -33,7 +33,7 @@ def status(name: str) -> None:
         st.error(f"Training {name} failed: {snap.error}", icon=":material/error:")
         return
     if models[name] is None:
-        st.info(f"**{name}** is {snap.state}: it is trained once for everyone and appears here when ready.")
+        st.info(f"**{name}** is {snap.state} ({zoo.origin(snap)}): one for everyone, it appears here when ready.")
     else:
         st.caption(f"**{name}** is still training: you are sampling its latest snapshot.")
     common.live(job, lambda s: None, every=2.0)

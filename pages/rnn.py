@@ -39,7 +39,9 @@ with tab_count:
         default = zoo.counter_job()
         if default.snapshot().state == training.DONE:
             model = default.latest()
-            st.caption("Querying the default counter (V = 128, L = 6), trained once per server; train your own above.")
+            st.caption(
+                f"Querying the default counter (V = 128, L = 6), {zoo.origin(default.snapshot())}; train your own above."
+            )
         else:
             st.caption("The default counter (V = 128, L = 6) is training once for the whole class; it answers soon.")
             live(default, lambda snap: None)

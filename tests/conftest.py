@@ -6,7 +6,11 @@ from pathlib import Path
 
 os.environ.setdefault("MLLM_TORCH_THREADS", "1")
 os.environ.setdefault("MLLM_ZOO_TINY", "1")  # the shared default models train at toy sizes in tests
-os.environ.setdefault("MLLM_CACHE_DIR", "/nonexistent-mllm-cache")  # tests never read a real cache
+# Tests never read or write a real cache, nor the models shipped with the app: a folder inside a
+# file can never exist, nor be created (not even by root), so every default trains and its save is
+# skipped with a log line. Tests of persistence point these at tmp_path.
+os.environ.setdefault("MLLM_CACHE_DIR", os.path.join(os.devnull, "mllm-cache"))
+os.environ.setdefault("MLLM_MODELS_DIR", os.path.join(os.devnull, "mllm-models"))
 
 APPTEST_SESSION_ID = "test session id"  # streamlit.testing.v1.local_script_runner
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,3 +43,13 @@ def _no_leftover_jobs():
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def fresh_manager(monkeypatch):
+    """A new `training.MANAGER` for the test: no shared job trained earlier in this process is
+    reused, as in a freshly started server. Its jobs are stopped at the end."""
+    manager = training.JobManager()
+    monkeypatch.setattr(training, "MANAGER", manager)
+    yield manager
+    manager.stop_all(timeout=30)

@@ -139,3 +139,26 @@ def test_the_class_default_is_offered_to_generation_once_trained(page):
     page.run()
     assert zoo.ATTENTION_NAME in page.session_state[MODELS_KEY]
     assert any("Class default model" in c.value and "done" in c.value for c in page.caption)
+
+
+def test_a_default_found_on_disk_is_shown_at_once_with_its_replay(root, tmp_path, monkeypatch, fresh_manager):
+    """A fresh server that finds the default saved (here: shipped in the app's models/ folder) loads it
+    instead of training it, says so, and replays how its attention formed."""
+    from mllm_core import corpora, training
+    from mllm_core import transformer as tf
+
+    small = tf.GPTConfig(block_size=48, n_layer=1, n_head=2, n_embd=16)  # stands in for the saved default
+    target = tf.gpt_target(corpora.load().text[:20_000], small, tf.GPTTrainConfig(steps=4, eval_every=2, batch_size=4))
+    job = training.TrainingJob(target).start()
+    assert job.join(60) and job.snapshot().state == training.DONE
+    folder = zoo.save(zoo.attention_default(), job.result, job.snapshot(), tmp_path / "models")
+    monkeypatch.setenv("MLLM_MODELS_DIR", str(tmp_path / "models"))
+
+    at = AppTest.from_file(str(root / PAGE), default_timeout=60)
+    at.run()
+    assert zoo.attention_job().join(30)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Class default model" in c.value and f"loaded from {folder}" in c.value for c in at.caption)
+    assert len(chart(at, "att_grid").data) == 1 * 2  # the saved model's layers x heads
+    assert [int(s) for s in at.select_slider(key="att_ckpt").options] == [0, 2, 4]  # "Watch it learn"

@@ -107,3 +107,21 @@ def test_train_button_trains_this_sessions_own_model():
     run(at)
     assert not any("default model" in c.value for c in at.caption)
     assert jobs[0].result.config.mode == "skipgram" and jobs[0].result.config.dim == 25
+
+
+def test_a_default_found_on_disk_is_shown_at_once_with_its_scores(tmp_path, monkeypatch, fresh_manager):
+    """A fresh server that finds the default saved loads it instead of training, and says so."""
+    from mllm_core import corpora, word2vec
+
+    config = word2vec.Word2VecConfig(dim=16)  # a small model stands in for the saved default
+    job = training.TrainingJob(word2vec.training_target(config, corpora.load().text[:200_000], epochs=1)).start()
+    assert job.join(60) and job.snapshot().state == training.DONE
+    folder = zoo.save(zoo.embeddings_default(), job.result, job.snapshot(), tmp_path / "models")
+    monkeypatch.setenv("MLLM_MODELS_DIR", str(tmp_path / "models"))
+
+    at = opened(emb_q="three")
+    wait_for(default_job(), finished=True, timeout=30)
+    run(at)
+    assert any("default model" in c.value and f"loaded from {folder}" in c.value for c in at.caption)
+    assert {m.label for m in at.metric} >= {"WordSim-353 ρ", "SimLex-999 ρ"}  # from the saved progress
+    assert at.dataframe and not at.error  # the neighbours of "three"

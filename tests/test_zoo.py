@@ -1,10 +1,13 @@
 """Spec of the shared default models: one split for all, trained once per process, scored on the same text."""
 
+import dataclasses
+import logging
 import math
 
 import pytest
+import torch
 
-from mllm_core import training, zoo
+from mllm_core import store, training, zoo
 from mllm_core.lm import TorchTextLM, UniformLM
 from mllm_core.metrics import Evaluation
 
@@ -117,3 +120,131 @@ def test_the_leaderboard_puts_the_best_first_and_unscored_models_last():
     rows = zoo.leaderboard(jobs)
     assert [r.name for r in rows] == ["better", "worse", "broken"]
     assert rows[0].bits_per_char == 2.0 and rows[2].evaluation is None and rows[2].state == training.FAILED
+
+
+# ---------------------------------------------------------------------------------------------
+# Saved defaults: trained once per machine, loaded by every later server
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A writable cache for the test; returns the folder the defaults are saved in."""
+    monkeypatch.setenv("MLLM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "models"
+
+
+def run_default(default: zoo.Default) -> training.TrainingJob:
+    """Run a default's shared job as a freshly started server would (a new manager: nothing reused)."""
+    job = training.JobManager().shared_job(default.key, default.target, name=default.label)
+    assert job.join(120) and job.snapshot().state == training.DONE, job.snapshot().error
+    return job
+
+
+def no_training(*args):
+    raise AssertionError("trained again")
+
+
+def same_predictions(a, b) -> bool:
+    ids = a.encode("the history of")
+    return torch.equal(a.next_logits(ids), b.next_logits(ids))
+
+
+@pytest.mark.parametrize("group", ["baseline", "n-gram", "char-LSTM", "transformer"])
+def test_a_trained_default_is_saved_and_the_next_server_loads_it_without_training(group, cache, monkeypatch):
+    default = zoo.ladder_default(group, TINY)
+    trained = run_default(default)
+    folder = cache / default.artefact
+    assert (folder / "record.json").is_file()
+    assert zoo.origin(trained.snapshot()) == "trained on this server"
+
+    monkeypatch.setattr(zoo, "model_target", no_training)
+    loaded = run_default(zoo.ladder_default(group, TINY))
+    before, after = trained.snapshot(), loaded.snapshot()
+    assert after.artifacts["loaded_from"] == str(folder) and zoo.origin(after) == f"loaded from {folder}"
+    assert after.artifacts["evaluations"] == before.artifacts["evaluations"]  # the leaderboard, unchanged
+    assert after.history == before.history and after.total_steps == before.total_steps  # the curves too
+    assert set(loaded.result) == set(trained.result)
+    for name, model in loaded.result.items():
+        assert zoo.current_model(loaded, name) is model
+        assert model.name == name and same_predictions(trained.result[name], model)
+
+
+def test_the_labs_defaults_come_back_with_what_their_pages_read(cache, monkeypatch):
+    """The counter is quick at full size; the attention GPT and word2vec are toy-sized here."""
+    from mllm_core import rnn, transformer, word2vec
+
+    defaults = (zoo.counter_default, zoo.attention_default, zoo.embeddings_default)
+    trained = [run_default(make()) for make in defaults]
+    for module, name in ((rnn, "counting_target"), (transformer, "gpt_target"), (word2vec, "training_target")):
+        monkeypatch.setattr(module, name, no_training)
+    counter, gpt, w2v = (run_default(make()) for make in defaults)
+    assert all(job.snapshot().artifacts["loaded_from"] for job in (counter, gpt, w2v))
+
+    idx = torch.tensor([[7, 8, 9, 10]])
+    assert torch.equal(counter.result(idx)[0], trained[0].result(idx)[0])
+
+    art, before = gpt.snapshot().artifacts, trained[1].snapshot().artifacts
+    assert gpt.latest() is art["model"] and same_predictions(gpt.result, trained[1].result)
+    assert [c.step for c in art["checkpoints"]] == [c.step for c in before["checkpoints"]]  # "Watch it learn"
+    assert art["probe_tokens"] == before["probe_tokens"] and art["num_params"] == before["num_params"]
+
+    art, before = w2v.snapshot().artifacts, trained[2].snapshot().artifacts
+    assert torch.equal(w2v.result.vectors(), trained[2].result.vectors())
+    assert art["progress"] == before["progress"] and w2v.snapshot().history == trained[2].snapshot().history
+
+
+def test_every_setting_a_default_depends_on_names_its_folder(monkeypatch):
+    baseline = zoo.ladder_default("baseline", TINY).artefact
+    assert zoo.ladder_default("baseline", dataclasses.replace(TINY, train_chars=10_000)).artefact != baseline
+    assert zoo.ladder_default("baseline", dataclasses.replace(TINY, corpus="lee-news")).artefact != baseline
+    assert (
+        zoo.ladder_default("transformer", TINY).artefact != zoo.ladder_default("transformer", zoo.ZooConfig()).artefact
+    )
+    tiny = {d.label: d.artefact for d in zoo.defaults()}
+    monkeypatch.setenv("MLLM_ZOO_TINY", "0")  # 1000 GPT steps, 30 s of word2vec instead of toy budgets
+    full = {d.label: d.artefact for d in zoo.defaults()}
+    assert tiny["attention-default"] != full["attention-default"]
+    assert tiny["embeddings-default"] != full["embeddings-default"]
+    assert tiny["counter-default"] == full["counter-default"]  # the counter has one size
+    assert len(set(full.values())) == len(full)
+
+
+def test_a_changed_setting_trains_anew_instead_of_loading_stale_weights(cache, caplog):
+    caplog.set_level(logging.INFO, logger="mllm_core.zoo")
+    run_default(zoo.ladder_default("baseline", TINY))
+    job = run_default(zoo.ladder_default("baseline", dataclasses.replace(TINY, train_chars=10_000)))
+    assert job.snapshot().artifacts["loaded_from"] is None
+    assert "training zoo: baseline: no saved copy" in caplog.text  # the log says what it trains, and why
+    assert len(list(cache.iterdir())) == 2
+
+
+def test_a_damaged_copy_is_trained_again_and_replaced(cache, caplog):
+    default = zoo.ladder_default("baseline", TINY)
+    (cache / default.artefact).mkdir(parents=True)
+    (cache / default.artefact / "record.json").write_text('{"format": "llm-playground/job-record", "version": 99}')
+    job = run_default(default)
+    assert job.snapshot().artifacts["loaded_from"] is None
+    assert "cannot load" in caplog.text and "version 99" in caplog.text
+    assert store.load_record(cache / default.artefact / "record.json").extras["evaluations"]
+
+
+def test_a_cache_that_cannot_be_written_costs_only_a_log_line(caplog):
+    # the tests' cache (conftest) is a folder inside a file: it can be neither read nor created
+    job = run_default(zoo.ladder_default("baseline", TINY))
+    assert job.result[zoo.BASELINE_NAME].vocab_size > 2
+    assert "cannot save zoo: baseline" in caplog.text
+
+
+def test_build_writes_every_default_to_a_folder_that_a_fresh_server_reads(tmp_path, monkeypatch, capsys):
+    cheap = [zoo.ladder_default("baseline", TINY), zoo.ladder_default("n-gram", TINY)]
+    monkeypatch.setattr(zoo, "defaults", lambda config=None: cheap)
+    lines = []
+    folders = zoo.build(tmp_path / "models", on_event=lines.append)
+    assert folders == [tmp_path / "models" / d.artefact for d in cheap]
+    assert zoo.build(tmp_path / "models", on_event=lines.append) == folders
+    assert sum("already built" in line for line in lines) == 2
+
+    monkeypatch.setenv("MLLM_MODELS_DIR", str(tmp_path / "models"))  # as shipped with the app
+    assert run_default(cheap[1]).snapshot().artifacts["loaded_from"] == str(folders[1])
+    assert zoo.main(["where"]) == 0
+    assert str(folders[1]) in capsys.readouterr().out
