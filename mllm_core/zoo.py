@@ -419,8 +419,6 @@ def current_model(job: training.TrainingJob, name: str) -> TextLM | None:
 # The labs' class-wide defaults: what a page shows before its visitor trains anything
 
 ATTENTION_NAME = "GPT default (wikipedia-sample, char)"
-EMBEDDINGS_NAME = "word2vec default (wikipedia-sample, CBOW)"
-COUNTER_NAME = "counting RNN default"
 
 
 def attention_configs() -> tuple[Any, Any]:

@@ -79,10 +79,8 @@ def curves_chart(
     """
     fig = go.Figure()
     for cell, points in (reference or {}).items():
-        xs, ys = zip(*points, strict=True)
         marker = dict(color=COLORS.get(cell), symbol="x", size=9)
-        name = f"{NAMES.get(cell, cell)}, seed's result"
-        fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="markers", marker=marker))
+        fig.add_traces(curve(points, name=f"{NAMES.get(cell, cell)}, seed's result", mode="markers", marker=marker))
     for cell, points in (curves or {}).items():
         bands = rnn.band(points)
         if not bands:
