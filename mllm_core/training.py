@@ -7,8 +7,10 @@ Streamlit page, a notebook, a test) call `job.snapshot()`, which returns an immu
 taken under the job's lock, so a page can never see a half-written metric history.
 
 Process-wide rules live in one `JobManager` (the module's `MANAGER`):
-- at most `max_running` jobs train at once (default sized for a 2-core host); the others wait
-  in state ``queued``;
+- at most `max_running` jobs train at once (one per usable core, at most 2); the others wait
+  in state ``queued``, first come first served, and the running ones take turns: between two
+  steps a job hands its slot to the longest-waiting one, so every job of a class advances;
+- training threads run at a lower OS priority (`TRAIN_NICE`) than the web server's;
 - every job is stopped and joined before the interpreter shuts down, because a torch thread
   alive at interpreter shutdown aborts the process;
 - `shared_job(key, target)` trains a result once per process for every caller that asks with
@@ -19,6 +21,8 @@ This module never imports streamlit.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import os
 import threading
@@ -132,6 +136,15 @@ def warm_up_torch() -> None:
     opt.step()
 
 
+TRAIN_NICE = 10  # training threads run at this nice level, so the web server's threads get the CPU first
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux schedules threads one by one; elsewhere a no-op)."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), TRAIN_NICE)
+
+
 # ---------------------------------------------------------------------------------------------
 # Snapshot and context
 
@@ -186,8 +199,9 @@ class TrainContext:
         return self._job._stop.is_set()
 
     def wait_if_paused(self) -> None:
-        """Block while the job is paused (returns at once when stopping)."""
-        self._job._wait_while_paused()
+        """Between two steps: block while the job is paused (returns at once when stopping), and
+        give the CPU slot to a job that waits for one (`JobManager` takes turns)."""
+        self._job._manager._take_turn(self._job)
 
     def check(self) -> None:
         """`wait_if_paused()` then raise `JobStopped` if stopping: one call per step."""
@@ -287,6 +301,7 @@ class TrainingJob:
         self._error: str | None = None
         self._history: dict[str, list[tuple[int, float]]] = {}
         self._artifacts: dict[str, Any] = {}
+        self._has_slot = False  # holds one of the manager's CPU slots (only the job's thread changes it)
         self._run_time = 0.0  # seconds spent running before the current running stretch
         self._running_since: float | None = None
 
@@ -392,10 +407,12 @@ class TrainingJob:
                 self._history.setdefault(key, []).append((self._step, float(value)))
 
     def _run(self) -> None:
+        _lower_priority()
         if not self._manager._acquire_slot(self._stop):
             with self._lock:
                 self._set_state(STOPPED)
             return
+        self._has_slot = True
         try:
             configure_torch_threads()
             self.device = resolve_device(self.requested_device)
@@ -413,7 +430,8 @@ class TrainingJob:
                 self._error = f"{type(exc).__name__}: {exc}"
                 self._set_state(FAILED)
         finally:
-            self._manager._release_slot()
+            if self._has_slot:
+                self._manager._release_slot()
             log.info("job %r ended: %s after %d steps", self.name, self._state, self._step)
 
 
@@ -430,6 +448,9 @@ class JobManager:
         self.max_running = max_running
         self._cond = threading.Condition()
         self._running = 0
+        self._waiting: collections.deque[object] = (
+            collections.deque()
+        )  # tickets of jobs waiting for a slot, oldest first
         self._jobs: list[TrainingJob] = []
         self._shared: dict[Hashable, TrainingJob] = {}
         self._exit_hook_installed = False
@@ -487,15 +508,35 @@ class JobManager:
                 self._exit_hook_installed = True
 
     def _acquire_slot(self, stop: threading.Event) -> bool:
+        """Wait for a free CPU slot, first come first served; False when `stop` is set meanwhile."""
+        ticket = object()
         with self._cond:
-            while self._running >= self.max_running:
+            self._waiting.append(ticket)
+            try:
+                while self._running >= self.max_running or self._waiting[0] is not ticket:
+                    if stop.is_set():
+                        return False
+                    self._cond.wait(0.1)
                 if stop.is_set():
                     return False
-                self._cond.wait(0.1)
-            if stop.is_set():
-                return False
-            self._running += 1
-            return True
+                self._running += 1
+                return True
+            finally:
+                self._waiting.remove(ticket)
+                self._cond.notify_all()
+
+    def _take_turn(self, job: TrainingJob) -> None:
+        """Called by a job between two steps: when another job waits for a slot, or this one is
+        paused, hand the slot over and queue for it again (at the back). So a class of 20 jobs on
+        2 slots all advance, a step each in turn, and a paused job keeps nobody waiting."""
+        with self._cond:
+            if not job._has_slot or (not self._waiting and job._unpaused.is_set()):
+                return
+            self._running -= 1
+            job._has_slot = False
+            self._cond.notify_all()
+        job._wait_while_paused()
+        job._has_slot = self._acquire_slot(job._stop)
 
     def _release_slot(self) -> None:
         with self._cond:

@@ -129,16 +129,36 @@ def test_run_sync_returns_the_result_or_raises():
 
 def test_jobs_past_the_cap_wait_as_queued():
     manager = JobManager(max_running=1)
-    first = TrainingJob(endless, manager=manager).start()
+    release = threading.Event()
+    first = TrainingJob(lambda ctx: release.wait(10), manager=manager).start()  # one long step, no turn to give
     second = TrainingJob(endless, manager=manager).start()
     assert wait_for(lambda: first.snapshot().state == "running")
     time.sleep(0.2)
     assert second.snapshot().state == "queued" and second.snapshot().step == 0
     assert manager.running == 1
-    first.stop(10)
+    release.set()
     assert wait_for(lambda: second.snapshot().state == "running")
     second.stop(10)
     assert manager.running == 0
+
+
+def test_taking_turns_never_runs_more_jobs_than_the_cap_at_once():
+    manager = JobManager(max_running=2)
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def loop(ctx):
+        for _ in range(30):
+            ctx.check()
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.002)
+            with lock:
+                active[0] -= 1
+
+    jobs = [TrainingJob(loop, manager=manager).start() for _ in range(6)]
+    assert all(job.join(30) for job in jobs)
+    assert peak[0] == 2 and manager.running == 0
 
 
 def test_a_queued_job_can_be_stopped_before_it_runs():
@@ -220,3 +240,44 @@ def test_usable_cpus_follow_the_affinity_mask_and_the_cgroup_quota(tmp_path):
     assert training.usable_cpus(tmp_path) == 0.5
     (tmp_path / "cpu.max").write_text("800000 100000\n")  # a quota above the mask: the mask wins
     assert training.usable_cpus(tmp_path) == affinity
+
+
+def _steps(n: int, log: list, name: str, seconds: float = 0.01):
+    def loop(ctx):
+        for _ in range(n):
+            ctx.check()
+            time.sleep(seconds)  # one "step" of work, done while holding the slot
+            log.append(name)
+            ctx.report(loss=1.0)
+
+    return loop
+
+
+def test_jobs_beyond_the_slots_take_turns_step_by_step():
+    manager = training.JobManager(max_running=1)
+    log: list[str] = []
+    jobs = [training.TrainingJob(_steps(20, log, n), name=n, manager=manager).start() for n in "abc"]
+    try:
+        assert all(job.join(30) for job in jobs)
+    finally:
+        manager.stop_all()
+    assert sorted(log) == sorted("abc" * 20)
+    first_steps = [log.index(n) for n in "abc"]
+    assert max(first_steps) < 10, log  # nobody waited for another job to finish: each got a turn early
+    assert manager.running == 0
+
+
+def test_a_paused_job_gives_its_slot_to_the_others():
+    manager = training.JobManager(max_running=1)
+    log: list[str] = []
+    a = training.TrainingJob(_steps(10_000, log, "a"), name="a", manager=manager).start()
+    try:
+        while not log:
+            time.sleep(0.01)
+        a.pause()
+        b = training.TrainingJob(_steps(5, log, "b"), name="b", manager=manager).start()
+        assert b.join(30) and b.snapshot().state == training.DONE
+        assert a.snapshot().state == training.PAUSED
+    finally:
+        manager.stop_all()
+    assert a.snapshot().state == training.STOPPED and manager.running == 0
