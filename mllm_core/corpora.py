@@ -54,6 +54,25 @@ class Corpus:
     def n_words(self) -> int:
         return len(self.text.split())
 
+    def ref(self) -> TextRef | str:
+        """What a training job's spec carries: the name of a corpus any process can load again
+        (embedded or online), else the text itself (an upload, typed text)."""
+        return TextRef(self.name) if self.name in _EMBEDDED or self.name in ONLINE else self.text
+
+
+@dataclass(frozen=True)
+class TextRef:
+    """A corpus by name in a job spec: the worker that runs the job loads the text itself.
+
+    >>> TextRef("fox").text().split()[:2]
+    ['The', 'quick']
+    """
+
+    name: str
+
+    def text(self) -> str:
+        return load(self.name).text
+
 
 # ---------------------------------------------------------------------------------------------
 # Embedded corpora

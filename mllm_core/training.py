@@ -28,7 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +253,61 @@ class NullContext:
 
     def publish(self, **artifacts: Any) -> None:
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# A job as data
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A training job as plain data: `factory(*args, **kwargs)` builds the loop `loop(ctx)`.
+
+    `factory` is a module-level function (e.g. `transformer.gpt_target`) and the arguments are
+    configs, numbers, strings and `corpora.TextRef`s, so a spec pickles and can run in another
+    process. A `TextRef` argument becomes its corpus's text where the job runs. A spec is itself a
+    loop: calling it with a context builds the loop and runs it.
+
+    >>> spec = JobSpec(sum_target, ([1, 2, 3],))
+    >>> run_sync(spec)
+    6.0
+    """
+
+    factory: Callable[..., Callable[[TrainContext], Any]]
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Callable[[TrainContext], Any]:
+        from mllm_core.corpora import TextRef
+
+        def resolve(value: Any) -> Any:
+            return value.text() if isinstance(value, TextRef) else value
+
+        args = [resolve(a) for a in self.args]
+        return self.factory(*args, **{k: resolve(v) for k, v in self.kwargs.items()})
+
+    def __call__(self, ctx: TrainContext) -> Any:
+        return self.build()(ctx)
+
+
+def spec(factory: Callable[..., Callable[[TrainContext], Any]], *args: Any, **kwargs: Any) -> JobSpec:
+    """`JobSpec(factory, args, kwargs)` written as a call: `spec(gpt_target, TextRef("fox"), config)`."""
+    return JobSpec(factory, args, kwargs)
+
+
+def sum_target(values: list[float]) -> Callable[[TrainContext], float]:
+    """The smallest job there is (docs and tests): report each partial sum, return the total."""
+
+    def loop(ctx: TrainContext) -> float:
+        ctx.set_total(len(values))
+        total = 0.0
+        for value in values:
+            ctx.check()
+            total += value
+            ctx.report(total=total)
+        return total
+
+    return loop
 
 
 # ---------------------------------------------------------------------------------------------
@@ -600,6 +655,7 @@ __all__ = [
     "STOPPED",
     "JobManager",
     "JobSnapshot",
+    "JobSpec",
     "JobStopped",
     "NullContext",
     "TrainContext",
@@ -609,6 +665,7 @@ __all__ = [
     "resolve_device",
     "run_sync",
     "shared_job",
+    "spec",
     "usable_cpus",
     "warm_up",
     "warm_up_torch",
