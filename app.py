@@ -1,7 +1,9 @@
 """LLM Playground: `streamlit run app.py`.
 
 The entry point: navigation over the lab pages (listed explicitly in `ui.pages.LABS`), the
-sidebar's device and job status, and torch's one-off warm-up in the background.
+sidebar's device and job status, and the training workers' start in the background. Students'
+training runs in worker processes (`MLLM_EXECUTOR=process`, the app's default), so the web server
+never waits for it; MLLM_EXECUTOR=thread keeps it in this process.
 """
 
 import logging
@@ -22,6 +24,7 @@ home = st.Page("pages/home.py", title="Home", icon=":material/home:", default=Tr
 labs = [st.Page(lab.path, title=lab.title, icon=lab.icon) for lab in LABS]
 page = st.navigation({"Start": [home], "Labs": labs})
 
+os.environ.setdefault(training.EXECUTOR_ENV, "process")
 training.warm_up()
 sidebar_status()
 page.run()

@@ -82,6 +82,10 @@ class CharLSTM(nn.Module):
         )
         self.head = nn.Linear(config.hidden_size, vocab_size)
 
+    def init_args(self) -> tuple:
+        """`CharLSTM(*model.init_args())` builds a model of the same shape."""
+        return (self.config, self.embed.num_embeddings)
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         out, _ = self.lstm(self.embed(idx))  # (B, T, H); every sequence starts from a zero state
         logits = self.head(out)  # (B, T, V)

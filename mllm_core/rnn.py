@@ -204,6 +204,10 @@ class SequenceModel(nn.Module):
         self.cell = make_cell(cell, vocab_size, hidden_size)
         self.head = nn.Linear(hidden_size, n_out or vocab_size)
 
+    def init_args(self) -> tuple:
+        """`SequenceModel(*model.init_args())` builds a model of the same shape."""
+        return (self.cell_name, self.vocab_size, self.head.in_features, self.head.out_features)
+
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The hidden state h_t after every step: (B, T, H) for ids (B, T) or one-hots (B, T, V)."""
         out, _ = self.cell(x)
@@ -598,8 +602,10 @@ def memory_batch(
     return x, y
 
 
-def train_memory(config: MemoryConfig, cell: str, length: int) -> SequenceModel:
-    """Train one model on the memory task at sequence length `length`."""
+def train_memory(
+    config: MemoryConfig, cell: str, length: int, on_step: Callable[[], None] | None = None
+) -> SequenceModel:
+    """Train one model on the memory task at sequence length `length`; `on_step()` before each update."""
     if length < 1:
         raise ValueError("length must be at least 1")
     gen = torch.Generator().manual_seed(config.seed)
@@ -607,6 +613,8 @@ def train_memory(config: MemoryConfig, cell: str, length: int) -> SequenceModel:
     model = SequenceModel(cell, config.n_symbols, config.hidden_size)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     for _ in range(config.steps):
+        if on_step is not None:
+            on_step()
         x, y = memory_batch(config.batch_size, length, config.n_symbols, gen)
         _, loss = model(x, y)
         opt.zero_grad(set_to_none=True)
@@ -670,8 +678,14 @@ class GradientConfig:
     seed: int = 0  # data and initialisation
 
 
-def vanishing_gradients(config: GradientConfig | None = None) -> dict[str, list[float]]:
-    """{cell: [‖∂loss/∂x_1‖, ..., ‖∂loss/∂x_T‖]}: how much of the error reaches each input."""
+def vanishing_gradients(
+    config: GradientConfig | None = None, on_step: Callable[[], None] | None = None
+) -> dict[str, list[float]]:
+    """{cell: [‖∂loss/∂x_1‖, ..., ‖∂loss/∂x_T‖]}: how much of the error reaches each input.
+
+    `on_step()` is called before each training update and after each cell is measured (progress).
+    """
+    tick = on_step or (lambda: None)
     config = config or GradientConfig()
     if config.length < 2:
         raise ValueError("length must be at least 2")
@@ -684,4 +698,24 @@ def vanishing_gradients(config: GradientConfig | None = None) -> dict[str, list[
     )
     gen = torch.Generator().manual_seed(config.seed + 1)
     x, y = memory_batch(config.batch_size, config.length, config.n_symbols, gen, dense=False)  # loss at the end only
-    return {cell: gradient_norms(train_memory(memory, cell, config.length), x, y) for cell in config.cells}
+    norms = {}
+    for cell in config.cells:
+        norms[cell] = gradient_norms(train_memory(memory, cell, config.length, tick), x, y)
+        tick()
+    return norms
+
+
+def vanishing_gradients_target(config: GradientConfig | None = None):
+    """`vanishing_gradients` as a TrainingJob target: one progress step per update and per cell measured."""
+    config = config or GradientConfig()
+
+    def target(ctx) -> dict[str, list[float]]:
+        ctx.set_total(len(config.cells) * (config.train_steps + 1))
+
+        def tick() -> None:
+            ctx.check()
+            ctx.report()
+
+        return vanishing_gradients(config, tick)
+
+    return target

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,18 @@ class JobSnapshot:
         return values[-1][1] if values else None
 
 
+def estimate_eta(state: str, elapsed: float, step: int, total_steps: int | None) -> float | None:
+    """Seconds left at the pace so far (time spent waiting for a turn included, so it stays honest
+    when a class shares the CPU); None until a step was made or when the length is unknown.
+
+    >>> estimate_eta("running", 10.0, 5, 20), estimate_eta("queued", 0.0, 0, 20)
+    (30.0, None)
+    """
+    if total_steps and step > 0 and state in (RUNNING, PAUSED):
+        return elapsed / step * max(0, total_steps - step)
+    return None
+
+
 class TrainContext:
     """What a training loop sees of its job: stop/pause checks and a progress channel."""
 
@@ -295,14 +307,16 @@ def spec(factory: Callable[..., Callable[[TrainContext], Any]], *args: Any, **kw
     return JobSpec(factory, args, kwargs)
 
 
-def sum_target(values: list[float]) -> Callable[[TrainContext], float]:
-    """The smallest job there is (docs and tests): report each partial sum, return the total."""
+def sum_target(values: list[float], delay: float = 0.0) -> Callable[[TrainContext], float]:
+    """The smallest job there is (docs and tests): report each partial sum, `delay` seconds per
+    step, and return the total."""
 
     def loop(ctx: TrainContext) -> float:
         ctx.set_total(len(values))
         total = 0.0
         for value in values:
             ctx.check()
+            time.sleep(delay)
             total += value
             ctx.report(total=total)
         return total
@@ -418,9 +432,7 @@ class TrainingJob:
     def snapshot(self) -> JobSnapshot:
         with self._lock:
             elapsed = self._elapsed()
-            eta = None
-            if self._total_steps and self._step > 0 and self._state in (RUNNING, PAUSED):
-                eta = elapsed / self._step * max(0, self._total_steps - self._step)
+            eta = estimate_eta(self._state, elapsed, self._step, self._total_steps)
             return JobSnapshot(
                 name=self.name,
                 state=self._state,
@@ -433,6 +445,31 @@ class TrainingJob:
                 artifacts=dict(self._artifacts),
                 device=self.device,
             )
+
+    def changes(self, sent: dict[str, int]) -> tuple[JobSnapshot, dict[str, list[tuple[int, float]]]]:
+        """A snapshot without the history, and the history points after the first `sent[metric]`
+        of each metric (updating `sent`): what a reporter forwards at each tick, in time
+        proportional to the new points rather than to the whole run."""
+        with self._lock:
+            new = {}
+            for metric, points in self._history.items():
+                if len(points) > sent.get(metric, 0):
+                    new[metric] = points[sent.get(metric, 0) :]
+                    sent[metric] = len(points)
+            elapsed = self._elapsed()
+            snap = JobSnapshot(
+                name=self.name,
+                state=self._state,
+                step=self._step,
+                total_steps=self._total_steps,
+                elapsed=elapsed,
+                eta=estimate_eta(self._state, elapsed, self._step, self._total_steps),
+                error=self._error,
+                history={},
+                artifacts=dict(self._artifacts),
+                device=self.device,
+            )
+        return snap, new
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -509,6 +546,17 @@ class JobManager:
         self._jobs: list[TrainingJob] = []
         self._shared: dict[Hashable, TrainingJob] = {}
         self._exit_hook_installed = False
+
+    def submit(
+        self,
+        target: Callable[[TrainContext], Any],
+        *,
+        name: str = "job",
+        device: str = "auto",
+        total_steps: int | None = None,
+    ) -> TrainingJob:
+        """Start `target` as a job in a thread of this process (`Executor.submit`)."""
+        return TrainingJob(target, name=name, device=device, total_steps=total_steps, manager=self).start()
 
     @property
     def running(self) -> int:
@@ -615,6 +663,56 @@ def _install_exit_hook(manager: JobManager) -> None:
 MANAGER = JobManager()
 
 
+class Executor(Protocol):
+    """Where a job runs; pages and labs only ever call `executor().submit(...)`.
+
+    - `JobManager` (`MANAGER`): threads of this process. Scripts, notebooks and tests.
+    - `workers.ProcessExecutor`: worker processes at a lower OS priority, so training never
+      holds the web server's GIL (the app). It takes `JobSpec`s only, since a spec pickles.
+    Both return jobs with the same surface: `name`, `result`, `snapshot()`, `latest()`, `pause()`,
+    `resume()`, `stop(timeout)`, `join(timeout)`, `alive`.
+    """
+
+    def submit(
+        self,
+        target: Callable[[TrainContext], Any],
+        *,
+        name: str = "job",
+        device: str = "auto",
+        total_steps: int | None = None,
+    ) -> Any: ...
+
+    def jobs(self) -> list[Any]: ...
+
+    def stop_all(self, timeout: float = 10.0) -> None: ...
+
+
+EXECUTOR_ENV = "MLLM_EXECUTOR"  # "thread" (the default) or "process" (what the app sets)
+_process_executor: Executor | None = None
+_process_lock = threading.Lock()
+
+
+def executor() -> Executor:
+    """The executor `$MLLM_EXECUTOR` names: "thread" (`MANAGER`) or "process" (one pool per process)."""
+    kind = os.environ.get(EXECUTOR_ENV, "thread")
+    if kind == "thread":
+        return MANAGER
+    if kind != "process":
+        raise ValueError(f"{EXECUTOR_ENV} must be thread or process, not {kind!r}")
+    global _process_executor
+    with _process_lock:
+        if _process_executor is None:
+            from mllm_core.workers import ProcessExecutor
+
+            _process_executor = ProcessExecutor()
+        return _process_executor
+
+
+def submit(target: Callable[[TrainContext], Any], **kwargs: Any) -> Any:
+    """`executor().submit(target, name=..., device=..., total_steps=...)`."""
+    return executor().submit(target, **kwargs)
+
+
 def shared_job(key: Hashable, make_target: Callable[[], Callable[[TrainContext], Any]], **kwargs) -> TrainingJob:
     """`MANAGER.shared_job`: train once per process for every caller with the same key."""
     return MANAGER.shared_job(key, make_target, **kwargs)
@@ -623,9 +721,13 @@ def shared_job(key: Hashable, make_target: Callable[[], Callable[[TrainContext],
 WARM_UP = "warm-up"  # the name of the job `warm_up` starts
 
 
-def warm_up() -> TrainingJob:
-    """Once per process (at app start): pay torch's lazy start-up costs in a background job."""
-    return shared_job(WARM_UP, lambda: lambda ctx: warm_up_torch(), name=WARM_UP)
+def warm_up() -> None:
+    """Once per process (at app start): start the worker processes, each of which pays torch's
+    lazy start-up costs; with the thread executor, pay them in a background job of this process."""
+    if os.environ.get(EXECUTOR_ENV) == "process":
+        executor().start()
+    else:
+        shared_job(WARM_UP, lambda: lambda ctx: warm_up_torch(), name=WARM_UP)
 
 
 def run_sync(target: Callable[[TrainContext], Any], **kwargs) -> Any:
@@ -645,6 +747,8 @@ def run_sync(target: Callable[[TrainContext], Any], **kwargs) -> Any:
 
 
 __all__ = [
+    "EXECUTOR_ENV",
+    "Executor",
     "DONE",
     "FAILED",
     "FINISHED_STATES",
@@ -662,10 +766,14 @@ __all__ = [
     "TrainingJob",
     "configure_torch_threads",
     "describe_device",
+    "estimate_eta",
+    "executor",
     "resolve_device",
     "run_sync",
     "shared_job",
     "spec",
+    "submit",
+    "sum_target",
     "usable_cpus",
     "warm_up",
     "warm_up_torch",

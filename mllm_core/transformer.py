@@ -199,6 +199,10 @@ class GPT(nn.Module):
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
+    def init_args(self) -> tuple:
+        """`GPT(*model.init_args())` builds a model of the same shape (how it travels between processes)."""
+        return (self.config,)
+
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
         if isinstance(module, nn.Linear):

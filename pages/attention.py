@@ -34,7 +34,7 @@ with train_tab:
         st.caption(f"**{n_params:,} parameters** · vocabulary {vocab} · head size {config.n_embd // config.n_head}")
     name = view.model_name(corpus, config, train)
     job = common.training_controls(
-        "att", lambda: tf.gpt_target(corpus.text, config, train, name=name), disabled=corpus is None
+        "att", lambda: training.spec(tf.gpt_target, corpus.ref(), config, train, name=name), disabled=corpus is None
     )
 
     common.live(job, view.progress)

@@ -30,7 +30,7 @@ with tab_count:
         "inputs, the target at every step is the input shifted by one; batches of half the data, Adam, "
         "stopping at 100% training accuracy."
     )
-    job = training_controls("rnn_count", lambda: rnn.counting_target(config), label="Train counter")
+    job = training_controls("rnn_count", lambda: training.spec(rnn.counting_target, config), label="Train counter")
     live(job, lambda snap: st.plotly_chart(ui.counting_chart(snap), key="rnn_count_chart"))
     model = job.latest() if job else None  # your counter, at its latest epoch while it trains
     if model is not None:
@@ -73,7 +73,9 @@ with tab_length:
     )
     show_ref = c3.toggle("Overlay the seed's published curve", True, key="rnn_ref", bind="query-params")
     length_config = rnn.LengthConfig(lengths=tuple(range(4, 120, step)), init=init)
-    job = training_controls("rnn_lengths", lambda: rnn.length_experiment_target(length_config), label="Run")
+    job = training_controls(
+        "rnn_lengths", lambda: training.spec(rnn.length_experiment_target, length_config), label="Run"
+    )
     ui.length_results(job, rnn.SEED_LENGTH_REFERENCE if show_ref else None)
 
 with tab_memory:
@@ -86,7 +88,10 @@ with tab_memory:
     steps = c2.select_slider("Training steps per run", [100, 200, 300, 600], 300, key="rnn_msteps", bind="query-params")
     memory_config = rnn.MemoryConfig(cells=tuple(cells), steps=int(steps))
     job = training_controls(
-        "rnn_memory", lambda: rnn.memory_experiment_target(memory_config), label="Run", disabled=not cells
+        "rnn_memory",
+        lambda: training.spec(rnn.memory_experiment_target, memory_config),
+        label="Run",
+        disabled=not cells,
     )
     chance = 1 / memory_config.n_symbols
     live(
@@ -113,7 +118,9 @@ with tab_grad:
         key="rnn_gsteps", bind="query-params", horizontal=True,
     )  # fmt: skip
     grad_config = rnn.GradientConfig(length=int(glen), train_steps=int(gsteps))
-    job = training_controls("rnn_grad", lambda: lambda ctx: rnn.vanishing_gradients(grad_config), label="Measure")
+    job = training_controls(
+        "rnn_grad", lambda: training.spec(rnn.vanishing_gradients_target, grad_config), label="Measure"
+    )
     if job is not None and job.snapshot().state == "done":
         st.plotly_chart(ui.gradient_chart(job.result), key="rnn_grad_chart")
         ratios = {c: v[0] / v[-1] for c, v in job.result.items()}
@@ -133,7 +140,7 @@ with tab_lstm:
     lstm_model = char_lstm.CharLSTMConfig(hidden_size=int(hidden))
     lstm_train = char_lstm.CharLSTMTrainConfig(steps=int(max_steps), sample_every=int(every))
     job = training_controls(
-        "rnn_lstm", lambda: char_lstm.char_lstm_target(corpus.text, lstm_model, lstm_train, name), label="Train char-LSTM",
+        "rnn_lstm", lambda: training.spec(char_lstm.char_lstm_target, corpus.ref(), lstm_model, lstm_train, name), label="Train char-LSTM",
         disabled=corpus is None,
     )  # fmt: skip
 

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("MLLM_TORCH_THREADS", "1")
+os.environ.setdefault("MLLM_EXECUTOR", "thread")  # jobs in this process; tests/test_workers.py runs the workers
 os.environ.setdefault("MLLM_ZOO_TINY", "1")  # the shared default models train at toy sizes in tests
 # Tests never read or write a real cache, nor the models shipped with the app: a folder inside a
 # file can never exist, nor be created (not even by root), so every default trains and its save is

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -55,26 +56,20 @@ def test_every_labs_charts_share_one_margin():
 
 
 def controls_page():
-    import time
 
     import streamlit as st
 
+    from mllm_core import training
     from ui.common import live, loss_chart, training_controls
 
-    def make_target():
-        def loop(ctx):
-            ctx.set_total(100_000)
-            i = 0
-            while True:
-                ctx.check()
-                i += 1
-                ctx.report(loss=1.0 / i)
-                time.sleep(0.002)
-
-        return loop
+    def make_target():  # 100,000 steps of 2 ms: runs until stopped
+        return training.spec(training.sum_target, [1.0] * 100_000, delay=0.002)
 
     st.title("controls")
-    live(training_controls("demo", make_target), lambda snap: st.plotly_chart(loss_chart(snap), key="demo_chart"))
+    live(
+        training_controls("demo", make_target),
+        lambda snap: st.plotly_chart(loss_chart(snap, ("total",)), key="demo_chart"),
+    )
 
 
 def button(at, key):
@@ -82,11 +77,18 @@ def button(at, key):
 
 
 def session_job(name="demo"):
-    jobs = [j for j in training.MANAGER.jobs() if j.name == name]
+    jobs = [j for j in training.executor().jobs() if j.name == name]
     return jobs[-1] if jobs else None
 
 
-def test_train_pause_resume_stop_from_the_page():
+@pytest.fixture(params=["thread", "process"])
+def executor_kind(request, monkeypatch):
+    """The page tests below run on both executors: threads (notebooks) and worker processes (the app)."""
+    monkeypatch.setenv(training.EXECUTOR_ENV, request.param)
+    return request.param
+
+
+def test_train_pause_resume_stop_from_the_page(executor_kind):
     at = AppTest.from_function(controls_page, default_timeout=60)
     at.run()
     assert not at.exception
@@ -97,7 +99,7 @@ def test_train_pause_resume_stop_from_the_page():
     assert not at.exception
     job = session_job()
     assert job is not None and job.alive
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while job.snapshot().step < 5 and time.monotonic() < deadline:
         time.sleep(0.02)
     at.run()
@@ -119,7 +121,7 @@ def test_train_pause_resume_stop_from_the_page():
     assert job.snapshot().state == "stopped" and not job.alive
 
 
-def test_closing_the_tab_stops_the_sessions_jobs():
+def test_closing_the_tab_stops_the_sessions_jobs(executor_kind):
     """Streamlit releases a session's resource caches when its tab disconnects; on_release stops the jobs."""
     from streamlit.runtime.caching.cache_resource_api import clear_session_cache
 

@@ -162,35 +162,34 @@ def get_job(slot: str) -> TrainingJob | None:
     return session_jobs().get(slot)
 
 
-def start_job(slot: str, target: Callable[[training.TrainContext], Any], **job_kwargs: Any) -> TrainingJob:
-    """Stop the slot's previous job (if any) and start `target` in its place."""
+def start_job(slot: str, target: training.JobSpec, **job_kwargs: Any) -> TrainingJob:
+    """Stop the slot's previous job (if any) and start `target` in its place, on the app's executor
+    (worker processes; threads in tests)."""
     jobs = session_jobs()
     previous = jobs.pop(slot, None)
     if previous is not None:
         previous.stop(timeout=10)
-    job = TrainingJob(target, name=slot, **job_kwargs).start()
+    job = training.submit(target, name=slot, **job_kwargs)
     jobs[slot] = job
     return job
 
 
-def _start_clicked(
-    slot: str, make_target: Callable[[], Callable[[training.TrainContext], Any]], job_kwargs: dict
-) -> None:
+def _start_clicked(slot: str, make_target: Callable[[], training.JobSpec], job_kwargs: dict) -> None:
     with guard("Starting the training"):
         start_job(slot, make_target(), **job_kwargs)
 
 
 def training_controls(
     slot: str,
-    make_target: Callable[[], Callable[[training.TrainContext], Any]],
+    make_target: Callable[[], training.JobSpec],
     label: str = "Train",
     disabled: bool = False,
     **job_kwargs: Any,
 ) -> TrainingJob | None:
     """Train / Pause / Resume / Stop buttons for the job in `slot`; returns that job (or None).
 
-    `make_target()` is called only when the user clicks Train, so building the training loop
-    (tokenising a corpus, say) costs nothing on an ordinary rerun. The buttons act in
+    `make_target()` returns the job's `training.JobSpec`; it is called only when the user clicks
+    Train, so an ordinary rerun builds nothing. The buttons act in
     callbacks, before the page is drawn, so they always show the job's current state.
     """
     job = get_job(slot)
