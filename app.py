@@ -26,5 +26,5 @@ page = st.navigation({"Start": [home], "Labs": labs})
 
 os.environ.setdefault(training.EXECUTOR_ENV, "process")
 training.warm_up()
-sidebar_status()
 page.run()
+sidebar_status()  # after the page: it lists the shared default the page has just asked for

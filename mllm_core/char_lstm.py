@@ -139,7 +139,9 @@ def char_lstm_target(
         def on_step(step: int, loss: float, val_loss: float | None) -> None:
             if step > 0 and (step % train.sample_every == 0 or step == train.steps):
                 lm = as_lm(copy.deepcopy(model).eval())  # readers sample it while training goes on
-                ctx.publish(model=lm, sample=sample_text(lm, train, seed=train.seed + step), sample_step=step)
+                ctx.publish(
+                    model=lm, model_step=step, sample=sample_text(lm, train, seed=train.seed + step), sample_step=step
+                )
 
         return as_lm(fit(model, data, config.block_size, train, ctx, on_step))
 

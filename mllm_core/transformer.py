@@ -372,7 +372,7 @@ def train_gpt(
         maps = model.attention_maps(probe_idx)[:, 0]  # (n_layer, nh, T, T)
         checkpoints.append(AttentionCheckpoint(step, loss, val_loss, maps))
         snapshot = TorchTextLM(label, copy.deepcopy(model).eval(), tokenizer, block_size=config.block_size)
-        ctx.publish(checkpoints=list(checkpoints), model=snapshot)
+        ctx.publish(checkpoints=list(checkpoints), model=snapshot, model_step=step)
 
     fit(model, data, config.block_size, train, ctx, on_step)
     return TorchTextLM(label, model, tokenizer, block_size=config.block_size)

@@ -40,18 +40,13 @@ with train_tab:
     common.live(job, view.progress)
     if job is None:
         st.info("Set the model and press **Train**. Meanwhile a default model trains once for the whole class.")
-    elif job.snapshot().state == training.DONE and job.result is not None:
-        common.register_model(job.result.name, job.result)
-        st.success(f"Trained. **{job.result.name}** is now available in the Generation lab.")
+    elif (lm := common.offer_model(job)) is not None:
+        st.success(f"**{lm.name}** is now available in the Generation lab.")
 
     default = zoo.attention_job()
-    dsnap = default.snapshot()
-    if dsnap.state == training.DONE:
+    if default.snapshot().state == training.DONE:
         common.register_model(zoo.ATTENTION_NAME, default.latest())
-    st.caption(
-        f"Class default model ({zoo.ATTENTION_NAME}): {dsnap.state}, step {dsnap.step:,}/{dsnap.total_steps or '?'}, "
-        f"{zoo.origin(dsnap)}"
-    )
+    common.default_status(default, f"Class default model ({zoo.ATTENTION_NAME})")
 
 # ---- Which model the other tabs look at ----------------------------------------------------
 models = [m for m in (view.model_view(job, "your model"), view.model_view(default, "the class default")) if m]
@@ -62,7 +57,10 @@ if len(models) > 1:
 
 
 def no_model() -> None:
-    st.info("The default model is starting (a few seconds): reload, or train your own in the **Train** tab.")
+    st.info(
+        "The class default model is on its way (its progress is under **Train**); this tab draws it by itself "
+        "when its first checkpoint arrives. Or train your own in the **Train** tab."
+    )
 
 
 def layer_head(cfg: tf.GPTConfig, where) -> tuple[int, int]:

@@ -4,7 +4,16 @@ import streamlit as st
 
 from mllm_core import char_lstm, rnn, training, zoo
 from ui import rnn as ui
-from ui.common import corpus_picker, guard, live, loss_chart, page_header, register_model, training_controls
+from ui.common import (
+    corpus_picker,
+    default_status,
+    guard,
+    live,
+    loss_chart,
+    offer_model,
+    page_header,
+    training_controls,
+)
 
 page_header(
     "RNN",
@@ -43,8 +52,7 @@ with tab_count:
                 f"Querying the default counter (V = 128, L = 6), {zoo.origin(default.snapshot())}; train your own above."
             )
         else:
-            st.caption("The default counter (V = 128, L = 6) is training once for the whole class; it answers soon.")
-            live(default, lambda snap: None)
+            default_status(default, "The default counter (V = 128, L = 6), one for the whole class")
     text = st.text_input(
         "Type a sequence of numbers", "7 8 9 10", key="rnn_seq", bind="query-params",
         help="Any length: shorter or longer than the training length.",
@@ -151,6 +159,5 @@ with tab_lstm:
             st.code(snap.artifacts["sample"], language=None, wrap_lines=True)
 
     live(job, lstm_view)
-    if job is not None and job.snapshot().state == "done" and job.result is not None:
-        register_model(job.result.name, job.result)
-        st.success(f"“{job.result.name}” is now available in the Generation lab.")
+    if (lm := offer_model(job)) is not None:
+        st.success(f"“{lm.name}” is now available in the Generation lab.")

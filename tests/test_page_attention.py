@@ -138,7 +138,33 @@ def test_the_class_default_is_offered_to_generation_once_trained(page):
     assert zoo.attention_job().join(120)
     page.run()
     assert zoo.ATTENTION_NAME in page.session_state[MODELS_KEY]
-    assert any("Class default model" in c.value and "done" in c.value for c in page.caption)
+    assert any("Class default model" in c.value and "trained on this server" in c.value for c in page.caption)
+
+
+def test_a_run_stopped_early_is_offered_to_generation_with_its_step(page):
+    page.selectbox(key="att_corpus").set_value("fox").run()
+    page.selectbox(key="att_block").set_value(16).run()
+    page.selectbox(key="att_embd").set_value(32).run()
+    page.slider(key="att_layers").set_value(1).run()
+    page.number_input(key="att_steps").set_value(20_000).run()
+    page.button(key="att_start").click().run()
+    job = get_job_named("att")
+    deadline = time.monotonic() + 90
+    while job.snapshot().artifacts.get("model_step", 0) == 0:  # a checkpoint after step 0
+        assert time.monotonic() < deadline, job.snapshot()
+        time.sleep(0.2)
+    page.button(key="att_stop").click().run()
+    step = job.snapshot().artifacts["model_step"]
+    name = f"GPT fox (char, 1L 4H 32d) (stopped at step {step:,})"
+    assert name in page.session_state[MODELS_KEY], list(page.session_state[MODELS_KEY])
+    assert any(name in s.value for s in page.success)
+
+
+def get_job_named(name: str):
+    from mllm_core import training
+
+    (job,) = [j for j in training.executor().jobs() if j.name == name]
+    return job
 
 
 def test_a_default_found_on_disk_is_shown_at_once_with_its_replay(root, tmp_path, monkeypatch, fresh_manager):

@@ -15,6 +15,7 @@ pages; settings people would share are bound to the URL's query parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from mllm_core import corpora, training
+from mllm_core import corpora, training, zoo
 from mllm_core.training import JobSnapshot, TrainingJob
 
 # ---------------------------------------------------------------------------------------------
@@ -245,20 +246,50 @@ def job_status(snap: JobSnapshot) -> None:
         st.error(f"Training failed: {snap.error}", icon=":material/error:")
 
 
+def poll_every(base: float) -> float:
+    """Seconds between two refreshes of a live view: `base`, slower when many jobs train at once
+    (one more second per 5 live jobs, at most 5 s), since every refresh of every tab costs the
+    server a snapshot and a figure, and a class of 25 would otherwise keep it busy redrawing."""
+    return min(5.0, max(base, len(training.executor().jobs()) / 5))
+
+
 def live(job: TrainingJob | None, render: Callable[[JobSnapshot], None], every: float = 1.0) -> None:
-    """Draw `render(snapshot)` under the job's status, refreshing every `every` seconds while it
-    trains; polling stops once the job has finished (one last full rerun draws the results).
+    """Draw `render(snapshot)` under the job's status, refreshing about every `every` seconds
+    (`poll_every`) while it trains; polling stops once the job has finished (one last full rerun
+    draws the results).
     """
     if job is None:
         return
     polling = not job.snapshot().finished
 
-    @st.fragment(run_every=every if polling else None)
+    @st.fragment(run_every=poll_every(every) if polling else None)
     def view() -> None:
         snap = job.snapshot()
         job_status(snap)
         render(snap)
         if polling and snap.finished:
+            st.rerun()
+
+    view()
+
+
+def default_status(job: TrainingJob, label: str, every: float = 2.0) -> None:
+    """A caption on a class-wide default (`zoo`): where its model comes from and, while it loads or
+    trains, its progress, refreshed every few seconds. When its first model arrives and when it
+    finishes, the page reruns, so a page that waits for the model draws itself without a reload."""
+    polling = not job.snapshot().finished
+    no_model_yet = job.latest() is None
+
+    @st.fragment(run_every=poll_every(every) if polling else None)
+    def view() -> None:
+        snap = job.snapshot()
+        text = f"{label}: {zoo.origin(snap)}"
+        if not snap.finished:
+            text += f" · step {snap.step:,}" + (f" / {snap.total_steps:,}" if snap.total_steps else "")
+            text += f" · ETA {_fmt_seconds(snap.eta)}" if snap.eta is not None else ""
+            text += " · this page updates by itself when it is ready"
+        st.caption(text)
+        if polling and (snap.finished or (no_model_yet and job.latest() is not None)):
             st.rerun()
 
     view()
@@ -280,17 +311,34 @@ def show_token(token: str) -> str:
     return token.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
 
 
+MAX_POINTS = 400  # a line is drawn through at most this many points: a page sends a live chart every second
+
+
+def thin(points: list, max_points: int = MAX_POINTS) -> list:
+    """Every k-th point and the last, so at most about `max_points` remain (the shape of a loss
+    curve survives; the bytes sent to each browser at each refresh stop growing with the run).
+
+    >>> thin(list(range(10)), 4)
+    [0, 4, 8, 9]
+    """
+    if len(points) <= max_points:
+        return points
+    stride = -(-len(points) // (max_points - 1))  # ceil: leaves room for the last point
+    kept = points[::stride]
+    return kept if kept[-1] == points[-1] else [*kept, points[-1]]
+
+
 def curve(points: list[tuple[float, float]], **style: Any) -> list[go.Scatter]:
-    """A plotly line through [(x, y), ...] (a job's `history[metric]`, or an experiment's curve):
-    one trace, or none while there are no points yet, so `fig.add_traces(curve(...))` never
-    draws an empty legend entry.
+    """A plotly line through [(x, y), ...] (a job's `history[metric]`, or an experiment's curve),
+    `thin`ned: one trace, or none while there are no points yet, so `fig.add_traces(curve(...))`
+    never draws an empty legend entry.
 
     >>> [(t.x, t.y, t.name) for t in curve([(0, 2.5), (10, 1.5)], name="loss")], curve([])
     ([((0, 10), (2.5, 1.5), 'loss')], [])
     """
     if not points:
         return []
-    xs, ys = zip(*points, strict=True)
+    xs, ys = zip(*thin(points), strict=True)
     return [go.Scatter(x=xs, y=ys, **style)]
 
 
@@ -423,6 +471,25 @@ def register_model(name: str, model: Any) -> None:
     st.session_state.setdefault(MODELS_KEY, {})[name] = model
 
 
+def offer_model(job: TrainingJob | None) -> Any | None:
+    """Hand a job's language model to the Generation lab and return it: the result once done; a
+    run stopped early, its latest checkpoint, named "<name> (stopped at step N)" (`model_step`,
+    the step that checkpoint was taken at). None while it trains, or when it failed."""
+    if job is None:
+        return None
+    snap = job.snapshot()
+    if snap.state == training.DONE:
+        lm = job.result
+    elif snap.state == training.STOPPED and (lm := job.latest()) is not None:
+        step = snap.artifacts.get("model_step", snap.step)
+        lm = dataclasses.replace(lm, name=f"{lm.name} (stopped at step {step:,})")
+    else:
+        return None
+    if lm is not None:
+        register_model(lm.name, lm)
+    return lm
+
+
 def session_models() -> dict[str, Any]:
     """{name: TextLM} registered by this session's labs."""
     return dict(st.session_state.get(MODELS_KEY, {}))
@@ -447,7 +514,7 @@ def sidebar_status() -> None:
         eta = f", ETA {_fmt_seconds(snap.eta)}" if snap.eta is not None else ""
         st.caption(f"• {label}: {snap.state}, step {snap.step:,}{eta}")
 
-    @st.fragment(run_every=2.0 if polling else None)
+    @st.fragment(run_every=poll_every(2.0) if polling else None)
     def jobs_panel() -> None:
         if jobs:
             st.caption("This session's jobs:")
