@@ -22,6 +22,7 @@ import pytest  # noqa: E402
 from streamlit.runtime.caching.cache_resource_api import clear_session_cache  # noqa: E402
 
 from mllm_core import training  # noqa: E402
+from ui.common import parking  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +36,7 @@ def _no_leftover_jobs():
     # Every AppTest runs as the same session ("test session id"): end it the way Streamlit does
     # when a tab closes, so its session-scoped jobs are released (stopped) before the next test.
     clear_session_cache(APPTEST_SESSION_ID)
+    parking().stop_all()  # the jobs of the closed tab, parked for a reload that will not come
     shared = {id(job) for job in training.MANAGER.shared_jobs().values()}
     alive = [job.name for job in training.MANAGER.jobs() if job.alive and id(job) not in shared]
     training.MANAGER.stop_all(timeout=30)

@@ -10,7 +10,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from mllm_core import training
-from ui import attention, embeddings, generation, ngram, rnn, tokenizer
+from ui import attention, common, embeddings, generation, ngram, rnn, tokenizer
 from ui.common import MARGIN, curve, loss_chart, show_token
 
 
@@ -121,10 +121,12 @@ def test_train_pause_resume_stop_from_the_page(executor_kind):
     assert job.snapshot().state == "stopped" and not job.alive
 
 
-def test_closing_the_tab_stops_the_sessions_jobs(executor_kind):
-    """Streamlit releases a session's resource caches when its tab disconnects; on_release stops the jobs."""
+def test_closing_the_tab_stops_the_sessions_jobs(executor_kind, monkeypatch):
+    """Streamlit releases a session's resource caches when its tab disconnects; on_release parks the
+    jobs for a reload of the same tab, and `PARK_SECONDS` later stops them."""
     from streamlit.runtime.caching.cache_resource_api import clear_session_cache
 
+    monkeypatch.setattr(common, "PARK_SECONDS", 0.5)
     at = AppTest.from_function(controls_page, default_timeout=60)
     at.run()
     button(at, "demo_start").click()
@@ -132,4 +134,29 @@ def test_closing_the_tab_stops_the_sessions_jobs(executor_kind):
     job = session_job()
     assert job.alive
     clear_session_cache("test session id")  # what the runtime calls when the tab closes
-    assert not job.alive and job.snapshot().state == "stopped"
+    assert job.join(30) and job.snapshot().state == "stopped"
+
+
+def test_a_reload_of_the_tab_finds_its_running_job_and_its_models(executor_kind):
+    from streamlit.runtime.caching.cache_resource_api import clear_session_cache
+
+    at = AppTest.from_function(controls_page, default_timeout=60)
+    at.run()
+    token = at.query_params[common.TAB_PARAM]
+    assert token
+    button(at, "demo_start").click()
+    at.run()
+    job = session_job()
+    clear_session_cache("test session id")  # the reload closes the old session...
+    again = AppTest.from_function(controls_page, default_timeout=60)
+    again.query_params[common.TAB_PARAM] = token  # ...and opens the same URL
+    again.run()
+    assert job.alive and job.snapshot().state == "running"
+    assert button(again, "demo_pause").disabled is False  # the page shows the job as its own
+    assert again.query_params[common.TAB_PARAM] == token
+
+
+def test_a_shared_link_does_not_hand_over_a_live_tabs_jobs():
+    first = common.parking().claim(None)
+    second = common.parking().claim(first.token)  # someone opened a URL with the same tab name
+    assert second is not first and second.token != first.token

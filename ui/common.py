@@ -4,8 +4,8 @@
 - `page_header()`: the title and the one-paragraph "what you will see" of a lab.
 - `corpus_picker()`: embedded / online / uploaded text, with progress and offline messages.
 - Session-owned training jobs: `start_job`, `get_job`, `training_controls`, `live`. A session's
-  jobs live in a session-scoped resource cache whose release stops them, so closing the tab
-  stops the training.
+  jobs live in a session-scoped resource cache; when the tab closes they are parked for a reload
+  of the same tab (named in the URL) and stopped `PARK_SECONDS` later.
 - `MARGIN`, `show_token()`, `curve()`, `loss_chart()`, `sampling_controls()`, `download_*()`, and the session's model registry
   (`register_model` / `session_models`) through which labs hand trained models to Generation.
 
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -147,16 +149,95 @@ def corpus_picker(
 # Session-owned jobs
 
 
+TAB_PARAM = "tab"  # the URL's query parameter that names a browser tab, so a reload finds its jobs again
+PARK_SECONDS = 15.0  # how long a closed tab's jobs wait for a reload of the same tab before they stop
+
+
+class SessionJobs(dict):
+    """A session's jobs by slot name, the tab's name (`token`) and the models it offered."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self.token = token
+        self.models: dict[str, Any] = {}
+
+
+class Parking:
+    """Jobs of tabs that just closed, by tab name, kept `PARK_SECONDS` for a reload of the same tab
+    (the commonest thing a student does); then stopped, so a closed tab still stops its work."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._parked: dict[str, SessionJobs] = {}
+        self.active: set[str] = set()  # tab names of live sessions
+
+    def park(self, jobs: SessionJobs) -> None:
+        with self._lock:
+            self.active.discard(jobs.token)
+            if not any(job.alive for job in jobs.values()) and not jobs.models:
+                return
+            self._parked[jobs.token] = jobs
+        timer = threading.Timer(PARK_SECONDS, self._expire, (jobs.token, jobs))
+        timer.daemon = True
+        timer.start()
+
+    def claim(self, token: str | None) -> SessionJobs:
+        """The jobs of tab `token` if it just closed, else a new tab's (a fresh name when `token`
+        is missing or already in use: a shared link must not hand over someone else's jobs)."""
+        with self._lock:
+            if token and token in self._parked:
+                jobs = self._parked.pop(token)
+            else:
+                if not token or token in self.active:
+                    token = uuid.uuid4().hex[:10]
+                jobs = SessionJobs(token)
+            self.active.add(jobs.token)
+            return jobs
+
+    def _expire(self, token: str, jobs: SessionJobs) -> None:
+        with self._lock:
+            if self._parked.get(token) is not jobs:
+                return  # reclaimed by a reload
+            del self._parked[token]
+        _stop_jobs(jobs)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            parked, self._parked = list(self._parked.values()), {}
+        for jobs in parked:
+            _stop_jobs(jobs)
+
+
+@st.cache_resource(show_spinner=False)
+def parking() -> Parking:
+    """The server's one `Parking`."""
+    return Parking()
+
+
 def _stop_jobs(jobs: dict[str, TrainingJob]) -> None:
-    """on_release of the session cache: the tab closed, stop what it was training."""
     for job in list(jobs.values()):
         job.stop(timeout=5)
 
 
-@st.cache_resource(scope="session", on_release=_stop_jobs, show_spinner=False)
-def session_jobs() -> dict[str, TrainingJob]:
-    """This session's jobs by slot name (one job per slot); released when the tab closes."""
-    return {}
+def _park(jobs: SessionJobs) -> None:
+    """on_release of the session cache: the tab closed (or is reloading): park its jobs."""
+    parking().park(jobs)
+
+
+@st.cache_resource(scope="session", on_release=_park, show_spinner=False)
+def _session_jobs() -> SessionJobs:
+    jobs = parking().claim(st.query_params.get(TAB_PARAM))
+    st.session_state.setdefault(MODELS_KEY, {}).update(jobs.models)  # what this tab offered before a reload
+    return jobs
+
+
+def session_jobs() -> SessionJobs:
+    """This session's jobs by slot name (one job per slot). The tab's name stays in the URL, so a
+    reload of the tab takes its jobs and models back; a tab closed for `PARK_SECONDS` stops them."""
+    jobs = _session_jobs()
+    if st.query_params.get(TAB_PARAM) != jobs.token:
+        st.query_params[TAB_PARAM] = jobs.token
+    return jobs
 
 
 def get_job(slot: str) -> TrainingJob | None:
@@ -467,8 +548,10 @@ MODELS_KEY = "mllm_models"  # st.session_state key of the registry (public: test
 
 
 def register_model(name: str, model: Any) -> None:
-    """Offer a trained `TextLM` to the Generation lab under `name` (replaces a namesake)."""
+    """Offer a trained `TextLM` to the Generation lab under `name` (replaces a namesake); it
+    survives a reload of the tab, as the jobs do."""
     st.session_state.setdefault(MODELS_KEY, {})[name] = model
+    session_jobs().models[name] = model
 
 
 def offer_model(job: TrainingJob | None) -> Any | None:
