@@ -50,8 +50,8 @@ class Corpus:
         """Non-empty lines: articles, stories or sentences."""
         return [line for line in self.text.split("\n") if line.strip()]
 
-    @property
-    def n_words(self) -> int:
+    @functools.cached_property
+    def n_words(self) -> int:  # counted once: pages show it at every rerun
         return len(self.text.split())
 
     def ref(self) -> TextRef | str:

@@ -35,7 +35,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from mllm_core import training
+from mllm_core import corpora, training
 from mllm_core.training import DONE, FAILED, PAUSED, QUEUED, RUNNING, JobSnapshot, JobSpec
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ def serve(commands: Connection, updates: Connection) -> None:
     """A worker's life: run the jobs the server sends, report their progress, exit on EOF."""
     os.nice(training.TRAIN_NICE)  # before any thread exists: torch's pool threads inherit it
     training.warm_up_torch()
+    corpora.load(corpora.DEFAULT)  # parsed once per worker (seconds), before a student's first job needs it
     manager = training.JobManager(max_running=1)
     jobs: dict[int, training.TrainingJob] = {}
     lock = threading.Lock()

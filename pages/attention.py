@@ -1,7 +1,6 @@
 """Attention lab: train a tiny GPT live and look inside it, layer by layer and head by head."""
 
 import streamlit as st
-import torch
 
 from mllm_core import training, zoo
 from mllm_core import transformer as tf
@@ -78,7 +77,7 @@ with maps_tab:
     if model is None:
         no_model()
     else:
-        gpt, tok = model.lm.module, model.lm.tokenizer
+        gpt = model.lm.module
         st.caption(
             f"Inspecting **{model.lm.name}** ({model.label}{'' if model.finished else ', still training: the latest checkpoint'})."
         )
@@ -94,14 +93,10 @@ with maps_tab:
             )
         layer, head = layer_head(gpt.config, st)
         with common.guard("Computing the attention"):
-            ids = tf.probe_ids(tok, sentence, gpt.config.block_size)
-            maps = gpt.attention_maps(torch.tensor([ids]), causal=causal)[:, 0]  # (n_layer, n_head, T, T)
-            labels = [tok.decode([i]) for i in ids]
-            st.plotly_chart(
-                view.attention_heatmap(maps[layer, head], labels, f"Layer {layer}, head {head}"), key="att_map"
-            )
+            _, one, grid = view.sentence_figures(model.lm, id(gpt), sentence, causal, layer, head)
+            st.plotly_chart(one, key="att_map")
             st.caption("Each row is one token looking back; its weights sum to 1. Darker = more attention.")
-            st.plotly_chart(view.head_grid(maps, labels, "Every head"), key="att_grid")
+            st.plotly_chart(grid, key="att_grid")
 
 # ---- Watch it learn ------------------------------------------------------------------------
 with learn_tab:
@@ -118,10 +113,9 @@ with learn_tab:
         st.caption(
             f"Probe sentence at step {ckpt.step}: training loss {ckpt.loss:.3f}{val}. Drag the slider to replay how the patterns formed."
         )
-        st.plotly_chart(
-            view.head_grid(ckpt.maps, model.probe_tokens, f"Attention of every head at step {ckpt.step}"),
-            key="att_ckpt_grid",
-        )
+        title = f"Attention of every head at step {ckpt.step}"
+        _, grid = view.checkpoint_grid(ckpt, id(ckpt), tuple(model.probe_tokens), title)
+        st.plotly_chart(grid, key="att_ckpt_grid")
 
 # ---- Self-attention step by step -----------------------------------------------------------
 with steps_tab:

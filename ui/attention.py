@@ -13,6 +13,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from mllm_core import corpora, training
+from mllm_core import transformer as tf
 from mllm_core.attention import AttentionSteps
 from mllm_core.transformer import GPT, POS_ENCODINGS, GPTConfig, GPTTrainConfig
 from ui import common
@@ -82,6 +83,30 @@ def attention_heatmap(
     fig.update_xaxes(title="key (looked at)", side="top", **_axis(tokens))
     fig.update_yaxes(title="query (looking)", autorange="reversed", **_axis(tokens))
     return fig
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def sentence_figures(
+    _lm: Any, model_key: int, sentence: str, causal: bool, layer: int, head: int
+) -> tuple[Any, go.Figure, go.Figure]:
+    """(the model, one head's heatmap, every head's grid) for `sentence`, built once per model and
+    setting for every session: a class looking at the shared default builds them once. `model_key`
+    is `id(lm.module)`; holding the model in the value keeps that id from being reused."""
+    gpt, tok = _lm.module, _lm.tokenizer
+    ids = tf.probe_ids(tok, sentence, gpt.config.block_size)
+    maps = gpt.attention_maps(torch.tensor([ids]), causal=causal)[:, 0]  # (n_layer, n_head, T, T)
+    labels = [tok.decode([i]) for i in ids]
+    return (
+        _lm,
+        attention_heatmap(maps[layer, head], labels, f"Layer {layer}, head {head}"),
+        head_grid(maps, labels, "Every head"),
+    )
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def checkpoint_grid(_checkpoint: Any, key: int, tokens: tuple[str, ...], title: str) -> tuple[Any, go.Figure]:
+    """(the checkpoint, `head_grid` of its maps), built once per checkpoint (`key` = its id)."""
+    return _checkpoint, head_grid(_checkpoint.maps, list(tokens), title)
 
 
 def head_grid(maps: torch.Tensor, tokens: list[str], title: str = "") -> go.Figure:
