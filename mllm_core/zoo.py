@@ -567,7 +567,8 @@ def build(
 
     `out` defaults to the cache (`store.cache_models_dir()`); `models/` ships them with the app.
     A default already in `out` is kept unless `force`. Sizes follow `tiny()`. `on_event(line)`
-    hears what happens (the command prints it). Returns the folders, in `defaults()` order.
+    hears what happens (the command prints it). Returns the folders, in `defaults()` order, then the
+    default corpus parsed (`corpora.save_parsed`).
     Raises RuntimeError when a default fails to train.
     """
     out = Path(out) if out is not None else store.cache_models_dir()
@@ -589,6 +590,8 @@ def build(
             raise RuntimeError(f"{default.label} did not train: {snap.error or snap.state}")
         folders.append(save(default, job.result, snap, out))
         say(f"{default.label}: {snap.elapsed:.0f} s, {_megabytes(store.folder_size(folders[-1]))} in {folders[-1]}")
+    folders.append(corpora.save_parsed(corpora.DEFAULT, out))  # every process reads it instead of parsing it
+    say(f"{corpora.DEFAULT}, parsed: {_megabytes(store.folder_size(folders[-1]))} in {folders[-1]}")
     return folders
 
 

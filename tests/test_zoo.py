@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mllm_core import store, training, zoo
+from mllm_core import corpora, store, training, zoo
 from mllm_core.lm import TorchTextLM, UniformLM
 from mllm_core.metrics import Evaluation
 
@@ -240,7 +240,8 @@ def test_build_writes_every_default_to_a_folder_that_a_fresh_server_reads(tmp_pa
     monkeypatch.setattr(zoo, "defaults", lambda config=None: cheap)
     lines = []
     folders = zoo.build(tmp_path / "models", on_event=lines.append)
-    assert folders == [tmp_path / "models" / d.artefact for d in cheap]
+    parsed = tmp_path / "models" / corpora.parsed_artefact(corpora.DEFAULT)
+    assert folders == [tmp_path / "models" / d.artefact for d in cheap] + [parsed]
     assert zoo.build(tmp_path / "models", on_event=lines.append) == folders
     assert sum("already built" in line for line in lines) == 2
 
