@@ -30,6 +30,11 @@ def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
 
 
+def table(at: AppTest, column: str):
+    """The dataframe that has `column` (AppTest does not expose a dataframe's key)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
 def wait_for_success(at: AppTest, text: str, timeout: float = 120.0) -> str:
     """Rerun the page until a success message containing `text` shows (the job finished); return it."""
     deadline = time.monotonic() + timeout
@@ -80,11 +85,11 @@ def test_sft_then_dpo_tune_the_base_and_offer_both_models_to_generation(at):
     wait_for_success(at, "Generation lab")
     sft_name = zoo.GPT_NAME + " + SFT (tuned)"
     assert sft_name in at.session_state[MODELS_KEY]
-    scores = at.dataframe(key="ft_scores").value
+    scores = table(at, "one line ending in a newline")
     assert list(scores["model"]) == ["base (pretrained only)", "base + SFT", "random start + SFT"]
-    side = at.dataframe(key="ft_side").value
+    side = table(at, "base + SFT")
     assert len(side) == round(0.2 * 153) and set(side.columns) == {"prompt", "expected", "base", "base + SFT"}
-    runs = at.dataframe(key="ft_runs_table").value
+    runs = table(at, "bits/char before")
     assert list(runs["steps"]) == [20] and runs["bits/char before"][0] > 0
     assert at.get("download_button")  # pairs, weights
     # preference tuning starts from the SFT model
@@ -94,5 +99,5 @@ def test_sft_then_dpo_tune_the_base_and_offer_both_models_to_generation(at):
     message = wait_for_success(at, "follow the rule")
     assert "after DPO" in message
     assert sft_name.removesuffix(" (tuned)") + " + DPO exclaim (tuned)" in at.session_state[MODELS_KEY]
-    assert len(at.dataframe(key="ft_dpo_samples").value) == len(side)  # the same held-out prompts
+    assert len(table(at, "after DPO")) == len(side)  # the same held-out prompts
     assert not errors(at) and not at.exception
