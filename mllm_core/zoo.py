@@ -281,7 +281,8 @@ def gpt_configs(config: ZooConfig) -> tuple[Any, Any]:
     from mllm_core.transformer import GPTConfig, GPTTrainConfig
 
     if config.tiny:
-        return GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16), GPTTrainConfig(
+        # block_size as the full model's: the Fine-tuning lab's prompt/answer pairs are up to 65 characters
+        return GPTConfig(block_size=64, n_layer=1, n_head=2, n_embd=16), GPTTrainConfig(
             steps=20, batch_size=8, eval_every=10, max_chars=None
         )
     return GPTConfig(), GPTTrainConfig(steps=800, max_chars=None)

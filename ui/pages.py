@@ -58,6 +58,13 @@ LABS = [
         "Generation",
         "One sampler for every model, token by token, and a leaderboard across families.",
     ),
+    Lab(
+        "pages/finetune.py",
+        "Fine-tuning",
+        ":material/tune:",
+        "Fine-tuning",
+        "From base model to assistant: supervised fine-tuning on prompt/answer pairs, then preference tuning (DPO).",
+    ),
 ]
 
 
