@@ -34,7 +34,7 @@ from typing import Any
 
 from mllm_core import corpora, store, training
 from mllm_core.lm import TextLM, UniformLM
-from mllm_core.metrics import Evaluation, evaluate
+from mllm_core.metrics import Evaluation, evaluate, first_token_guess
 
 log = logging.getLogger(__name__)
 
@@ -376,10 +376,19 @@ def _save_ladder(group: _Group, models: dict[str, TextLM], snap: training.JobSna
     return {"evaluations": {name: dataclasses.asdict(ev) for name, ev in scores.items()}}
 
 
-def _load_ladder(group: _Group, folder: Path, extras: dict) -> tuple[dict[str, TextLM], dict]:
+def _load_ladder(group: _Group, config: ZooConfig, folder: Path, extras: dict) -> tuple[dict[str, TextLM], dict]:
     models = group.load_models(folder)
-    scores = {name: Evaluation(**ev) for name, ev in extras["evaluations"].items()}
+    scores = {name: _whole_text(Evaluation(**ev), models[name], config) for name, ev in extras["evaluations"].items()}
     return models, {"models": models, "evaluations": scores}
+
+
+def _whole_text(ev: Evaluation, model: TextLM, config: ZooConfig) -> Evaluation:
+    """A score saved before `metrics.evaluate` charged a context-less first token its uniform guess
+    (it skipped that token) brought up to date, so every model covers the same characters."""
+    n_chars = len(validation_text(config))
+    if ev.n_chars >= n_chars:
+        return ev
+    return Evaluation(ev.model, ev.bits + first_token_guess(model), n_chars, ev.n_tokens + 1)
 
 
 def ladder_default(group: str, config: ZooConfig | None = None) -> Default:
@@ -392,7 +401,7 @@ def ladder_default(group: str, config: ZooConfig | None = None) -> Default:
         label=f"zoo: {group}",
         make_target=lambda: model_target(g.names[0], config),
         save=functools.partial(_save_ladder, g),
-        load=functools.partial(_load_ladder, g),
+        load=functools.partial(_load_ladder, g, config),
     )
 
 

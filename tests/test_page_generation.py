@@ -157,6 +157,8 @@ def test_the_leaderboard_ranks_every_default_by_bits_per_character(app):
     table = app.dataframe[0].value
     assert set(table["model"]) == set(zoo.NAMES)
     assert table["bits per char"].notna().all()
+    # every model scores the same characters, as the page says (the GPT once scored one fewer)
+    assert {row.evaluation.n_chars for row in zoo.leaderboard(jobs)} == {len(zoo.validation_text())}
     assert list(table["bits per char"]) == sorted(table["bits per char"])
     baseline = table.set_index("model").loc[zoo.BASELINE_NAME, "bits per char"]
     assert table.set_index("model").loc["3-gram", "bits per char"] < baseline
