@@ -50,16 +50,13 @@ if corpus is None:
     st.stop()
 digest, data, model = corpora.text_digest(corpus.text), None, None
 with guard("Counting the n-grams"):
-    data = ui.fitted(digest, level, corpus.text)
+    data = ui.fitted(digest, level, corpus.source != "typed", corpus.text)
     model = NGramModel.from_counts(data.counts, n, smoothing, k)
 if model is None:
     st.stop()
 name = f"{n}-gram {level} {smoothing} · {corpus.name}"
 register_model(name, NGramTextLM(model, level, name=name))
-st.caption(
-    f"Counted {data.counts.n_tokens:,} training tokens ({len(data.train):,} sequences, vocabulary "
-    f"{model.vocab_size:,}); {data.counts.table_size(n):,} distinct {n}-grams. The model is offered to the Generation lab."
-)
+st.caption(ui.counted_caption(data, n, model.vocab_size))
 
 tab_sample, tab_curves, tab_fox = st.tabs(
     ["Samples", "Perplexity & sparsity", "The fox example"], key="ng_tab", bind="query-params"
@@ -126,6 +123,8 @@ with tab_sample:
         st.caption("Yellow: inside an (n + 1)-gram that occurs in the training text; orange: the longest copied span.")
 
 with tab_curves:
+    if not data.val:
+        st.info("Typed text is counted in full, so there is no held-out text: only training perplexity is drawn.")
     df = None
     with guard("Scoring"):
         df = ui.curves(digest, level, smoothing, k, data)

@@ -109,3 +109,20 @@ def test_char_level_samples_characters():
     texts = samples(at)
     assert len(texts) == 5 and all(t.startswith("The ") for t in texts)
     assert any(m.label == "Longest copied span" for m in at.metric)
+
+
+def test_typed_text_is_counted_in_full_and_agrees_with_the_fox_table():
+    """Issue 19: the two typed fox sentences once trained on the first only ("1 sequences")."""
+    at = run(page(ng_corpus="Type your own text", ng_tab="The fox example"))
+    caption = next(c.value for c in at.caption if c.value.startswith("Counted "))
+    assert "Counted 20 training tokens (2 sequences" in caption and "nothing held out" in caption
+    (model,) = at.session_state[MODELS_KEY].values()
+    fox = next(m for m in at.metric if m.label == "p(quick | The)")
+    assert model.model.prob("quick", ["The"]) == pytest.approx(0.5) and fox.value == "0.50"
+    assert any("no held-out text" in i.value for i in at.info)
+
+
+def test_a_corpus_says_what_it_holds_out_in_singular_and_plural():
+    at = run(page(ng_corpus="hello", ng_n=1))  # one line: the split falls back to characters
+    caption = next(c.value for c in at.caption if c.value.startswith("Counted "))
+    assert re.search(r"\(1 sequence, .*the last 1 token \(1 sequence\) are held out", caption), caption
