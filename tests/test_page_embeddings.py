@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 
@@ -10,7 +11,8 @@ from pagetest import opened as _opened
 from pagetest import run
 from streamlit.testing.v1 import AppTest
 
-from mllm_core import training, zoo
+from mllm_core import corpora, training, word2vec, zoo
+from mllm_core.word2vec import Word2VecConfig
 
 PAGE = "pages/embeddings.py"
 NUMBER_WORDS = {"one", "two", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "twenty", "several"}
@@ -125,3 +127,18 @@ def test_a_default_found_on_disk_is_shown_at_once_with_its_scores(tmp_path, monk
     assert any("default model" in c.value and f"loaded from {folder}" in c.value for c in at.caption)
     assert {m.label for m in at.metric} >= {"WordSim-353 ρ", "SimLex-999 ρ"}  # from the saved progress
     assert at.dataframe and not at.error  # the neighbours of "three"
+
+
+def test_a_tiny_corpus_draws_a_loss_that_runs_forwards_on_the_usual_scale():
+    """Issue 19: on ~20 words the "words seen" axis zig-zagged backwards and the loss sat at 20-29."""
+    at = opened(emb_corpus="fox", emb_minc=1, emb_secs=5)
+    at.button(key="emb_train_start").click()
+    run(at)
+    (job,) = [j for j in training.MANAGER.jobs() if j.name == "emb_train"]
+    wait_for(job, finished=True, timeout=60)
+    words, losses = zip(*job.snapshot().history["loss"], strict=True)
+    assert len(words) > 2 and list(words) == sorted(words)  # the x axis only moves forwards
+    n_words = len(word2vec.tokenize(corpora.load("fox").text)[0] + word2vec.tokenize(corpora.load("fox").text)[1])
+    assert all(w % n_words == 0 for w in words)  # one batch is a whole epoch: whole passes, never more
+    negatives = Word2VecConfig().negatives  # at the start: -log σ(0) for the target and each negative
+    assert max(losses) < 1.5 * (1 + negatives) * math.log(2)
