@@ -220,7 +220,7 @@ def test_every_setting_a_default_depends_on_names_its_folder(monkeypatch):
         zoo.ladder_default("transformer", TINY).artefact != zoo.ladder_default("transformer", zoo.ZooConfig()).artefact
     )
     tiny = {d.label: d.artefact for d in zoo.defaults()}
-    monkeypatch.setenv("MLLM_ZOO_TINY", "0")  # 1000 GPT steps, 30 s of word2vec instead of toy budgets
+    monkeypatch.setenv("MLLM_ZOO_TINY", "0")  # 1000 GPT steps, 100 word2vec epochs instead of toy budgets
     full = {d.label: d.artefact for d in zoo.defaults()}
     assert tiny["attention-default"] != full["attention-default"]
     assert tiny["embeddings-default"] != full["embeddings-default"]
