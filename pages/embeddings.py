@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mllm_core import word2vec, zoo
+from mllm_core import training, word2vec, zoo
 from mllm_core.word2vec import UnknownWordError, Word2VecConfig
 from ui import embeddings as ui
 from ui.common import corpus_picker, get_job, guard, live, loss_chart, page_header, training_controls
@@ -21,7 +21,8 @@ page_header(
     icon=":material/scatter_plot:",
 )
 
-with st.expander("Corpus and training settings", expanded=False):
+# keyed, so the open state is the server's and survives a rerun (an error once collapsed it)
+with st.expander("Corpus and training settings", expanded=False, key="emb_settings", on_change="rerun"):
     corpus = corpus_picker("emb")
     c1, c2, c3, c4 = st.columns(4)
     mode = c1.radio("Model", list(MODES), key="emb_mode", bind="query-params", horizontal=True)
@@ -60,7 +61,7 @@ with st.expander("Corpus and training settings", expanded=False):
 
     def make_target():
         word2vec.check_corpus(config, corpus.text)  # a too-small corpus is reported before a job starts
-        return word2vec.training_target(config, corpus.text, max_seconds=float(secs))
+        return training.spec(word2vec.training_target, config, corpus.ref(), max_seconds=float(secs))
 
     training_controls("emb_train", make_target, disabled=corpus is None)
 

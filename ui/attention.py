@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 from mllm_core import corpora, training
 from mllm_core.attention import AttentionSteps
 from mllm_core.transformer import GPT, POS_ENCODINGS, GPTConfig, GPTTrainConfig
+from mllm_core.transformer import estimated_seconds as tf_estimated_seconds
 from ui import common
 
 BLUES = "Blues"
@@ -186,6 +187,26 @@ def model_settings() -> tuple[GPTConfig, GPTTrainConfig]:
     lr = c4.select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2], value=3e-3, key="att_lr", bind="query-params")
     config = GPTConfig(block_size=block, n_layer=n_layer, n_head=n_head, n_embd=n_embd, pos_encoding=pos)
     return config, GPTTrainConfig(tokenizer=tokens, steps=int(steps), lr=lr)
+
+
+LONG_RUN = 180  # seconds: a run estimated longer than this waits for the user's go-ahead
+
+
+def long_run_reason(config: GPTConfig, train: GPTTrainConfig) -> str:
+    """Warn about a run estimated over `LONG_RUN` on this server's CPU; "" or why Train waits."""
+    if training.resolve_device() != "cpu":
+        return ""
+    seconds = tf_estimated_seconds(config, train)
+    if seconds <= LONG_RUN:
+        return ""
+    st.warning(
+        f"These settings would train for about **{common.duration(seconds)}** (h:mm:ss) on one CPU core of this "
+        "server, longer if others train too. Fewer steps, layers or a smaller width train in minutes.",
+        icon=":material/hourglass_top:",
+    )
+    if st.checkbox("Start it anyway", key="att_long_ok"):
+        return ""
+    return f"Estimated {common.duration(seconds)}: tick “Start it anyway” to train with these settings."
 
 
 def model_name(corpus: corpora.Corpus | None, config: GPTConfig, train: GPTTrainConfig) -> str:

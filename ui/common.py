@@ -41,12 +41,22 @@ def guard(action: str = "That") -> Iterator[None]:
     """
     try:
         yield
-    except KeyError as exc:  # str(KeyError("x")) is "'x'"
-        st.error(str(exc.args[0]) if exc.args else "Not found.", icon=":material/warning:")
-    except ValueError as exc:  # CorpusError included
-        st.error(str(exc), icon=":material/warning:")
     except Exception as exc:
-        st.error(f"{action} failed: {type(exc).__name__}: {exc}", icon=":material/error:")
+        text, icon = error_message(exc, action)
+        st.error(text, icon=icon)
+
+
+def error_message(exc: Exception, action: str = "That") -> tuple[str, str]:
+    """(text, icon) of `guard`'s error for `exc`.
+
+    >>> error_message(KeyError("no such model")), error_message(RuntimeError("boom"), "Sampling")[0]
+    (('no such model', ':material/warning:'), 'Sampling failed: RuntimeError: boom')
+    """
+    if isinstance(exc, KeyError):  # str(KeyError("x")) is "'x'"
+        return (str(exc.args[0]) if exc.args else "Not found."), ":material/warning:"
+    if isinstance(exc, ValueError):  # CorpusError included
+        return str(exc), ":material/warning:"
+    return f"{action} failed: {type(exc).__name__}: {exc}", ":material/error:"
 
 
 def page_header(title: str, intro: str, icon: str = "") -> None:
@@ -176,8 +186,11 @@ def start_job(slot: str, target: Callable[[training.TrainContext], Any], **job_k
 def _start_clicked(
     slot: str, make_target: Callable[[], Callable[[training.TrainContext], Any]], job_kwargs: dict
 ) -> None:
-    with guard("Starting the training"):
+    # a callback draws above the page title: keep the error for `training_controls` to show under the button
+    try:
         start_job(slot, make_target(), **job_kwargs)
+    except Exception as exc:
+        st.session_state[f"{slot}_error"] = error_message(exc, "Starting the training")
 
 
 def training_controls(
@@ -185,20 +198,23 @@ def training_controls(
     make_target: Callable[[], Callable[[training.TrainContext], Any]],
     label: str = "Train",
     disabled: bool = False,
+    reason: str = "",
     **job_kwargs: Any,
 ) -> TrainingJob | None:
     """Train / Pause / Resume / Stop buttons for the job in `slot`; returns that job (or None).
 
     `make_target()` is called only when the user clicks Train, so building the training loop
     (tokenising a corpus, say) costs nothing on an ordinary rerun. The buttons act in
-    callbacks, before the page is drawn, so they always show the job's current state.
+    callbacks, before the page is drawn, so they always show the job's current state. A
+    `reason` disables Train and is shown under the buttons; so is an error raised on starting.
     """
+    disabled = disabled or bool(reason)
     job = get_job(slot)
     state = job.snapshot().state if job else None
     active = state in (training.QUEUED, training.RUNNING, training.PAUSED)
     c1, c2, c3 = st.columns(3)
     c1.button(
-        f"Re-{label.lower()}" if job else label,
+        f"Re-{label[0].lower()}{label[1:]}" if job else label,  # "Re-train char-LSTM", acronyms kept
         key=f"{slot}_start",
         type="primary",
         disabled=disabled,
@@ -220,11 +236,27 @@ def training_controls(
         on_click=job.stop if job else None,
         kwargs={"timeout": 10} if job else None,
     )
+    error = st.session_state.pop(f"{slot}_error", None)
+    if error:
+        st.error(error[0], icon=error[1])
+    elif reason:
+        st.caption(f":material/block: {reason}")
     return get_job(slot)
 
 
 def _fmt_seconds(seconds: float) -> str:
+    return duration(seconds)
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a clock: "42s", "m:ss", or "h:mm:ss" from an hour on.
+
+    >>> duration(42), duration(125), duration(47_409)
+    ('42s', '2:05', '13:10:09')
+    """
     seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
 
 
@@ -295,6 +327,9 @@ def curve(points: list[tuple[float, float]], **style: Any) -> list[go.Scatter]:
     return [go.Scatter(x=xs, y=ys, **style)]
 
 
+SPARSE = 30  # a series with at most this many points is drawn with markers too
+
+
 def loss_chart(
     snap: JobSnapshot,
     metrics: tuple[str, ...] = ("loss",),
@@ -305,7 +340,9 @@ def loss_chart(
     """A line per metric from the snapshot's history."""
     fig = go.Figure()
     for metric in metrics:
-        fig.add_traces(curve(snap.history.get(metric, []), mode="lines", name=metric))
+        points = snap.history.get(metric, [])
+        # a sparse series (validation every 50 steps of a slow run: one point) needs markers to be seen
+        fig.add_traces(curve(points, mode="lines" if len(points) > SPARSE else "lines+markers", name=metric))
     fig.update_layout(
         title=title,
         xaxis_title=x_title,
