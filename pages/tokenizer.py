@@ -56,12 +56,19 @@ toks = None
 with guard("Training the tokenizers"):
     train_text = ui.head_bytes(corpus.text, int(mb * ui.MB))
     bar = st.empty()
-    bpe = ui.trained_bpe(train_text, vocab_size, split, lambda f, msg: bar.progress(f, f"Training BPE: {msg}"))
-    bar.empty()
+    try:
+        bpe = ui.trained_bpe(train_text, vocab_size, split, lambda f, msg: bar.progress(f, f"Training BPE: {msg}"))
+    finally:
+        bar.empty()  # never a stale bar, even when training fails
     word, char = ui.trained_word_and_char(train_text, int(min_freq))
     toks = dict(zip(KINDS, (bpe, word, char), strict=True))
 if toks is None:
     st.stop()
+if bpe.vocab_size < vocab_size:
+    st.caption(
+        f":material/info: This text allows only {len(bpe.merges):,} merges (every adjacent pair is merged already), "
+        f"so the BPE vocabulary stops at {bpe.vocab_size:,} instead of {vocab_size:,}. Use more text for more merges."
+    )
 st.caption(
     f"Trained on {len(train_text.encode()):,} bytes of *{corpus.name}*: BPE {bpe.vocab_size:,} tokens, "
     f"word {word.vocab_size:,}, character {char.vocab_size:,}."
@@ -70,7 +77,9 @@ if not text:
     st.warning("The text box is empty: type or paste some text to tokenize.")
     st.stop()
 
-tab_tokens, tab_merges, tab_compare, tab_vocab = st.tabs(["Tokens", "BPE merges", "Side by side", "Vocabulary"])
+tab_tokens, tab_merges, tab_compare, tab_vocab = st.tabs(
+    ["Tokens", "BPE merges", "Side by side", "Vocabulary"], key="tok_tab", bind="query-params"
+)  # keyed: the tab survives a visit to another lab
 
 with tab_tokens:
     tok = toks[kind]
@@ -100,7 +109,8 @@ with tab_merges:
     )
     st.dataframe(ui.merges_frame(bpe, show_ws), height=260, hide_index=True)
     n_merges = len(bpe.merges)
-    st.session_state["tok_step"] = min(st.session_state.get("tok_step", n_merges), n_merges)
+    if st.session_state.get("tok_step_of") != n_merges:  # a new vocabulary: replay from its end
+        st.session_state["tok_step"], st.session_state["tok_step_of"] = n_merges, n_merges
     step = st.slider("Merges applied", 0, n_merges, key="tok_step", help="Replay training: the text after k merges.")
     step_pieces = ui.pieces(bpe.truncated(step), text)
     last = bpe.merges[step - 1] if step else None

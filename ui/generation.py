@@ -20,6 +20,11 @@ from mllm_core.zoo import LeaderboardRow
 from ui.common import MARGIN, show_token
 
 TOP_K_SHOWN = 10  # bars in the next-token chart
+INFINITE_SCORE = (
+    "Infinite: the model gives some token of the text probability 0, and −log₂ 0 = ∞. A plain-count (MLE) "
+    "n-gram does that to every word or continuation it never saw; add-k or Kneser-Ney smoothing keeps "
+    "some probability for them and scores finitely."
+)
 
 
 @dataclass(frozen=True)
