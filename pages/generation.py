@@ -50,7 +50,7 @@ choice = st.selectbox(
     bind="query-params",
     help="Models trained in the other labs of this session are marked (yours); the others are shared defaults.",
 )
-prompt = st.text_area("Prompt", "The history of ", key="gen_prompt", bind="query-params", height=68)
+prompt = common.bound_text(st, "Prompt", "The history of ", "gen_prompt", area=True, height=68)
 settings = common.sampling_controls("gen", max_new_tokens=200, max_limit=1000)
 tab_gen, tab_cmp, tab_board = st.tabs(
     ["Token by token", "Side by side", "Leaderboard"], key="gen_tab", bind="query-params"
@@ -145,8 +145,11 @@ with tab_board:
         rows = zoo.leaderboard(jobs)
         if polling and all(row.state == training.DONE for row in rows):
             st.rerun()  # everything is scored: one full rerun stops the polling
-        st.dataframe(gv.leaderboard_frame(rows), hide_index=True, key="gen_board_table")
-        st.plotly_chart(gv.leaderboard_chart(rows), key="gen_board_chart")
+        st.dataframe(gv.leaderboard_style(gv.leaderboard_frame(rows)), hide_index=True, key="gen_board_table")
+        if any(row.evaluation is not None for row in rows):
+            st.plotly_chart(gv.leaderboard_chart(rows), key="gen_board_chart")
+        else:
+            st.caption("The chart appears as the first scores land.")
 
     board()
     mine = common.session_models()

@@ -5,7 +5,7 @@ import streamlit as st
 from mllm_core import corpora
 from mllm_core.ngram import NGramModel, NGramTextLM, backoff_steps, memorisation, split_tokens, text_tokens
 from ui import ngram as ui
-from ui.common import corpus_picker, guard, page_header, register_model, sampling_controls
+from ui.common import bound_text, corpus_picker, guard, page_header, register_model, sampling_controls
 
 SMOOTHINGS = {"MLE": "mle", "add-k": "add-k", "Kneser-Ney": "kneser-ney"}  # shown (and URL) name -> engine name
 PROMPTS = {"tiny-shakespeare": "Pardon me,", "fox": "The"}  # default prompt per corpus ("The" otherwise)
@@ -42,7 +42,7 @@ k = 1.0
 if smoothing == "add-k":
     k = c4.number_input("k", 0.001, 10.0, 1.0, 0.1, format="%.3f", key="ng_k", bind="query-params")
 default_prompt = PROMPTS.get(corpus.name if corpus else "", "The")
-prompt = st.text_input("Prompt", default_prompt, key="ng_prompt", bind="query-params", help="Empty: start a document.")
+prompt = bound_text(st, "Prompt", default_prompt, "ng_prompt", help="Empty: start a document.")
 with st.expander("Sampling settings (temperature, top-k, top-p, seed, length)"):
     settings = sampling_controls("ng", max_new_tokens=60, max_limit=1000)
 

@@ -207,3 +207,26 @@ def test_the_leaderboard_table_leaves_unscored_models_blank():
     assert table.loc[0, "bits per char"] == 2.0 and table.loc[0, "perplexity (per char)"] == 4.0
     assert math.isnan(table.loc[1, "bits per char"]) and table.loc[1, "status"] == "running"
     assert list(leaderboard_chart(rows).data[0].y) == ["5-gram"]
+
+
+def test_a_long_prompt_stays_out_of_the_url(app):
+    """Issue 19: a 20,000-character prompt made a 20,062-character URL."""
+    app.run()
+    app.text_area(key="gen_prompt").set_value("once upon a time").run()
+    assert app.query_params["gen_prompt"] == "once upon a time"
+    app.text_area(key="gen_prompt").set_value("x" * 20_000).run()
+    assert "gen_prompt" not in app.query_params and len(app.text_area(key="gen_prompt").value) == 20_000
+
+
+def test_the_cold_start_leaderboard_shows_dashes_and_no_empty_chart(monkeypatch, app):
+    """Issue 19: before any score, the table showed "None" cells and the chart a squashed empty frame."""
+    monkeypatch.setattr(
+        zoo, "leaderboard", lambda jobs: [zoo.LeaderboardRow(n, "n-gram", training.RUNNING, None) for n in jobs]
+    )
+    app.run()
+    assert not app.get("plotly_chart") or all("Leaderboard" not in c.proto.spec for c in app.get("plotly_chart"))
+    assert any("first scores land" in c.value for c in app.caption)
+    from ui.generation import leaderboard_frame, leaderboard_style
+
+    html = leaderboard_style(leaderboard_frame(zoo.leaderboard({"3-gram": None}))).to_html()
+    assert "None" not in html and "nan" not in html and "–" in html

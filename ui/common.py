@@ -66,6 +66,67 @@ def page_header(title: str, intro: str, icon: str = "") -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Links: what the URL asked for and what the page could not take
+
+IGNORED_KEY = "url_ignored"  # st.session_state: "key=value" parameters a widget of ours refused
+URL_TEXT_LIMIT = 500  # characters of free text kept in a shareable URL
+
+
+def ignored_params(given: dict[str, str], now: dict[str, str], state: dict[str, Any]) -> list[str]:
+    """The link's `key=value` parameters the page did not take as given: dropped by their widget
+    (invalid, out of range, not an option) or changed (a seed of 1.5 became 1). A parameter that
+    left the URL because it equals the widget's default (a clean URL) is not counted.
+
+    >>> ignored_params({"n": "9", "t": "1.0", "s": "1.5", "k": "2"}, {"s": "1", "k": "2"}, {"n": 3, "t": 1.0, "s": 1})
+    ['n=9', 's=1.5']
+    """
+    return [
+        f"{key}={raw}"
+        for key, raw in given.items()
+        if now.get(key) != raw and not (key not in now and _same(raw, state.get(key)))
+    ]
+
+
+def _same(raw: str, value: Any) -> bool:
+    """Whether the URL's text `raw` names the widget value `value` ("1" and 1.0, "true" and True)."""
+    if isinstance(value, bool):
+        return raw.lower() == str(value).lower()
+    if isinstance(value, int | float):
+        try:
+            return float(raw) == float(value)
+        except ValueError:
+            return False
+    return raw == str(value)
+
+
+def url_notice(given: dict[str, str]) -> None:
+    """One small notice naming the link's parameters this page ignored (call it after the page ran)."""
+    now = st.query_params.to_dict()
+    state = {key: st.session_state[key] for key in given if key in st.session_state}
+    skipped = [f"{k}=" for k in given if k.endswith("_corpus")]  # the corpus picker reports its own
+    ignored = [p for p in ignored_params(given, now, state) if not p.startswith(tuple(skipped))]
+    ignored += st.session_state.pop(IGNORED_KEY, [])
+    if ignored:
+        shown = ", ".join(f"`{p[:60]}`" for p in ignored)
+        st.caption(f":material/link_off: Ignored from the link (not a valid setting here): {shown}.")
+
+
+def bound_text(where: Any, label: str, default: str, key: str, area: bool = False, **kwargs: Any) -> str:
+    """A text input (or area) whose text is in the URL while it is short (up to `URL_TEXT_LIMIT`
+    characters): a pasted essay must not make a 20,000-character link."""
+    wanted = st.query_params.get(key)
+    if key not in st.session_state and wanted is not None:
+        st.session_state[key] = wanted
+    widget = where.text_area if area else where.text_input
+    text = widget(label, default, key=key, **kwargs)
+    if text != default and len(text) <= URL_TEXT_LIMIT:
+        st.query_params[key] = text
+    else:
+        st.query_params.pop(key, None)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
 # Corpora
 
 
@@ -116,15 +177,28 @@ def corpus_picker(
         suffix = " (online)" if name in corpora.ONLINE else ""
         return f"{name}{suffix}"
 
+    key = f"{prefix}_corpus"
+    # bound by hand, so the URL holds the corpus's name (?ng_corpus=tiny-shakespeare), not its label;
+    # a label (older links) is read too
+    wanted = st.query_params.get(key)
+    if key not in st.session_state and wanted is not None:
+        by_label = {describe(o): o for o in options}
+        if wanted in options or wanted in by_label:
+            st.session_state[key] = wanted if wanted in options else by_label[wanted]
+        else:
+            st.session_state.setdefault(IGNORED_KEY, []).append(f"{key}={wanted}")
     choice = where.selectbox(
         label,
         options,
         index=options.index(default) if default in options else 0,
         format_func=describe,
-        key=f"{prefix}_corpus",
-        bind="query-params",
+        key=key,
         help="Embedded corpora work offline; online ones are downloaded once and cached.",
     )
+    if choice == (default if default in options else options[0]):
+        st.query_params.pop(key, None)
+    else:
+        st.query_params[key] = choice
     if choice == TYPED:
         text = where.text_area("Your text", typed_default, key=f"{prefix}_text", height=120)
         with guard("Reading the text"):
