@@ -94,13 +94,15 @@ with tab_tokens:
     st.caption("Hover a token to see its id and bytes.")
     ids = [i for i, _, _ in pieces]
     st.code(str(ids[: ui.MAX_SPANS]), language=None, wrap_lines=True)
-    if tok.decode(ids) == text:
+    if len(ids) > ui.MAX_SPANS:
+        st.caption(f"The first {ui.MAX_SPANS:,} of {len(ids):,} ids; the counts above cover them all.")
+    decoded = tok.decode(ids)
+    if decoded == text:
         st.success("Lossless: decode(encode(text)) gives the text back exactly.", icon=":material/check_circle:")
     else:
-        st.info(
-            f"Lossy by design: decoding gives back `{tok.decode(ids)[:200]}`"
-            + (" (lower-cased, spacing normalised, unseen words → `<unk>`)." if kind == "Word" else " (`<unk>`).")
-        )
+        why = "lower-cased, spacing normalised, unseen words → <unk>" if kind == "Word" else "unseen characters → <unk>"
+        st.info(f"Lossy by design ({why}): decoding gives back", icon=":material/info:")
+        st.code(decoded if len(decoded) <= 200 else decoded[:200] + " …", language=None, wrap_lines=True)
 
 with tab_merges:
     st.markdown(
@@ -135,10 +137,7 @@ with tab_compare:
     frame = ui.comparison_frame(toks, text)
     st.dataframe(frame.style.format({"bytes per token": "{:.2f}", "unk share": "{:.1%}"}))
     st.plotly_chart(ui.comparison_chart(frame), key="tok_compare_chart")
-    st.caption(
-        "Word: fewest tokens, largest vocabulary, loses case and unseen words. Character: longest sequences. "
-        "BPE: lossless, and its sequence length shrinks as the vocabulary grows."
-    )
+    st.caption(ui.comparison_caption(frame))
 
 with tab_vocab:
     vocab = ui.vocab_frame(toks[kind], show_ws)

@@ -199,3 +199,15 @@ def test_a_sparse_validation_curve_is_drawn_with_markers():
     snap = SimpleNamespace(history={"loss": [(s, 3.0) for s in range(60)], "val_loss": [(0, 4.0)]})
     traces = {t.name: t for t in loss_chart(snap, ("loss", "val_loss")).data}
     assert "markers" in traces["val_loss"].mode and traces["loss"].mode == "lines"
+
+
+def test_head_grids_label_their_tokens():
+    """Issue 19: the Watch-it-learn heatmaps had no token labels."""
+    import torch
+
+    from ui.attention import head_grid
+
+    fig = head_grid(torch.rand(2, 4, 3, 3), ["a", "b", " c"])
+    assert list(fig.layout.yaxis.ticktext) == ["a", "b", "␣c"]  # layer 0, head 0: the left column
+    assert list(fig.layout.xaxis5.ticktext) == ["a", "b", "␣c"]  # layer 1, head 0: the bottom row
+    assert not fig.layout.xaxis.showticklabels  # inner panels stay clean

@@ -176,3 +176,19 @@ def test_the_class_sees_the_shipped_full_quality_default(monkeypatch, fresh_mana
     assert progress.epoch == zoo.EMBEDDINGS_EPOCHS and progress.wordsim >= 0.43
     rho = next(m for m in at.metric if m.label == "WordSim-353 ρ")
     assert float(rho.value) >= 0.43
+
+
+def test_an_empty_query_word_asks_for_one(trained_page):
+    """Issue 19: an empty query word said "'' is not in the vocabulary"; the epochs metric was cut off."""
+    at = trained_page
+    at.text_input(key="emb_q").set_value("  ")
+    at.text_input(key="emb_a").set_value("")
+    run(at)
+    assert not any("''" in w.value for w in at.warning)
+    assert any("Type a query word" in i.value for i in at.info) and any(
+        "Fill in a, b and c" in i.value for i in at.info
+    )
+    assert all(len(m.value) <= 8 for m in at.metric if m.label == "Epochs")
+    at.text_input(key="emb_q").set_value("three")
+    at.text_input(key="emb_a").set_value("father")
+    run(at)

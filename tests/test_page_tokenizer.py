@@ -172,3 +172,18 @@ def test_the_typed_example_clamps_the_vocabulary_and_the_replay_follows_it():
     at.slider(key="tok_vocab").set_value(259).run()  # a new vocabulary: the replay starts at its end
     assert at.slider(key="tok_step").value == 3
     assert not any("allows only" in c.value for c in at.caption)
+
+
+def test_small_things_lossy_text_long_id_lists_and_the_longest_sequence():
+    """Issue 19's small things: a raw backtick and a silent cut in the lossy message, a silent cut of
+    the id list at 5,000, and "Character: longest sequences" when BPE was longer (CJK, emoji)."""
+    from ui.tokenizer import MAX_SPANS
+
+    at = run_page(tok_kind="Character", tok_input="`x` 日本語🤖 " * 40)
+    (info,) = [i.value for i in at.info if "Lossy" in i.value]
+    assert "`" not in info and at.code[-1].value.endswith(" …") and len(at.code[-1].value) == 202
+    at = run_page(tok_kind="Character", tok_input="ab " * (MAX_SPANS // 2))
+    assert any(f"The first {MAX_SPANS:,} of" in c.value for c in at.caption)
+    at = run_page(tok_corpus="typed", tok_vocab=259, tok_input="🤖🤖🤖 日本語")
+    caption = next(c.value for c in at.caption if c.value.startswith("On this text"))
+    assert "BPE the most" in caption

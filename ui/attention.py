@@ -101,6 +101,10 @@ def head_grid(maps: torch.Tensor, tokens: list[str], title: str = "") -> go.Figu
             fig.add_trace(trace, layer + 1, head + 1)
     fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
+    if tokens:  # the tokens along the left column and under the bottom row (hover shows them everywhere)
+        labels = dict(showticklabels=True, tickfont=dict(size=8), **_axis(tokens))
+        fig.update_yaxes(col=1, **labels)
+        fig.update_xaxes(row=n_layer, tickangle=-90, **{k: v for k, v in labels.items() if k != "tickangle"})
     fig.update_layout(title=title, height=max(260, 230 * n_layer), margin={**common.MARGIN, "t": 60})
     return fig
 

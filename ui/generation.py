@@ -141,6 +141,12 @@ def leaderboard_frame(rows: list[LeaderboardRow]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def leaderboard_style(frame: pd.DataFrame):
+    """The table as shown: a dash, not "None", for a model not scored yet."""
+    formats = {"bits per char": "{:.3f}", "perplexity (per char)": "{:.2f}", "tokens scored": "{:,.0f}"}
+    return frame.style.format(formats, na_rep="–")
+
+
 def leaderboard_chart(rows: list[LeaderboardRow]) -> go.Figure:
     """Horizontal bars of bits per character (lower is better) for the scored models."""
     scored = [r for r in rows if r.evaluation is not None and math.isfinite(r.bits_per_char)]

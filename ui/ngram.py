@@ -95,10 +95,13 @@ def _escape(token: str) -> str:
     return "↵" if token == EOS else html.escape(token).replace("$", "&#36;")
 
 
+PROMPT_TAIL = 30  # prompt tokens shown before each sample (a 1,200-word prompt in five columns is a wall)
+
+
 def sample_html(prompt: list[str], tokens: list[str], level: str) -> str:
-    """A sample as small proportional text, the prompt in grey."""
+    """A sample as small proportional text, the prompt (its last `PROMPT_TAIL` tokens) in grey."""
     sep = " " if level == "word" else ""
-    head = sep.join(_escape(t) for t in prompt)
+    head = ("… " if len(prompt) > PROMPT_TAIL else "") + sep.join(_escape(t) for t in prompt[-PROMPT_TAIL:])
     body = sep.join(_escape(t) for t in tokens)
     return (
         f'<div style="font-size:0.85rem;line-height:1.5;white-space:pre-wrap">'

@@ -157,6 +157,17 @@ def comparison_frame(toks: dict[str, Tokenizer], text: str) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("tokenizer")
 
 
+def comparison_caption(frame: pd.DataFrame) -> str:
+    """What the side-by-side table shows on this text (which tokenizer is really longest)."""
+    longest, shortest = frame["tokens"].idxmax(), frame["tokens"].idxmin()
+    return (
+        f"On this text {shortest} gives the fewest tokens and {longest} the most. Word: largest vocabulary, loses "
+        "case and unseen words. Character: one token per character. BPE: lossless, and its sequence length "
+        "shrinks as the vocabulary grows (emoji and CJK cost several bytes, so a BPE sequence can outgrow the "
+        "character one)."
+    )
+
+
 def comparison_chart(frame: pd.DataFrame) -> go.Figure:
     columns = ["tokens", "vocab size", "bytes per token", "unk share"]
     fig = make_subplots(rows=1, cols=len(columns), subplot_titles=["sequence length", *columns[1:]])
