@@ -156,23 +156,20 @@ def unknown_pieces(model: TextLM, text: str) -> list[str]:
     return list(dict.fromkeys(pieces))
 
 
-def check_prompt(model: TextLM, prompt: str) -> list[int]:
-    """Encode `prompt` for `model`, or raise ValueError naming the pieces outside its vocabulary.
+def unknown_note(model: TextLM, prompt: str) -> str:
+    """ "" or a sentence naming the pieces of `prompt` that `model` never saw in training.
 
-    >>> check_prompt(toy_char_lm("abc"), "cab")
-    [3, 1, 2]
-    >>> check_prompt(toy_char_lm("abc"), "cabé")
-    Traceback (most recent call last):
-    ...
-    ValueError: The prompt uses characters uniform never saw in training: 'é'. Remove them or pick another model.
+    One rule for every model: such pieces read as the model's unknown token `<unk>` (as the
+    N-gram lab counts them); nothing refuses the prompt, the page shows this note instead.
+
+    >>> unknown_note(toy_char_lm("abc"), "cab")
+    ''
+    >>> unknown_note(toy_char_lm("abc"), "cabé")
+    "The prompt uses characters uniform never saw in training: 'é'. They read as <unk>, the unknown token."
     """
-    if not isinstance(prompt, str):
-        raise ValueError("the prompt must be text")
     unknown = unknown_pieces(model, prompt)
-    if unknown:
-        shown = ", ".join(repr(p) for p in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        kind = "characters" if len(model.encode(prompt)) == len(prompt) else "words"
-        raise ValueError(
-            f"The prompt uses {kind} {model.name} never saw in training: {shown}. Remove them or pick another model."
-        )
-    return model.encode(prompt)
+    if not unknown:
+        return ""
+    shown = ", ".join(repr(p) for p in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+    kind = "characters" if len(model.encode(prompt)) == len(prompt) else "words"
+    return f"The prompt uses {kind} {model.name} never saw in training: {shown}. They read as <unk>, the unknown token."

@@ -65,8 +65,10 @@ def evaluate(
     """Score `text` (its first `max_chars` characters) under `model`.
 
     The first token is scored from an empty context when the model accepts one (a
-    `TorchTextLM` with a `bos_id`, an n-gram); otherwise it is skipped and its characters are
-    not counted. `check` is called between batches/steps (a job's `ctx.check` stops it).
+    `TorchTextLM` with a `bos_id`, an n-gram); a model that needs context (a GPT without a
+    start token) pays a uniform guess for it, log2(vocabulary size) bits, so every model covers
+    every character of the same text. `check` is called between batches/steps (a job's
+    `ctx.check` stops it).
 
     >>> from mllm_core.lm import toy_char_lm
     >>> round(evaluate(toy_char_lm("abc"), "abcabc").bits_per_char, 4)  # 4 ids incl. <unk>: log2 4
@@ -79,11 +81,21 @@ def evaluate(
         bits, first_scored = _torch_bits(model, ids, check)
     else:
         bits, first_scored = _stepwise_bits(model, ids, check)
-    n_chars = len(text) if first_scored else len(text) - len(model.decode(ids[:1]))
-    n_tokens = len(ids) - (0 if first_scored else 1)
-    if n_tokens < 1 or n_chars < 1:
-        raise ValueError("the text is too short to score: it needs at least two tokens")
-    return Evaluation(model.name, float(bits), n_chars, n_tokens)
+    if not ids:
+        raise ValueError("the text is too short to score: it needs at least one token")
+    if not first_scored:
+        bits += first_token_guess(model)
+    return Evaluation(model.name, float(bits), len(text), len(ids))
+
+
+def first_token_guess(model: TextLM) -> float:
+    """Bits charged for a first token the model cannot predict without context: a uniform guess.
+
+    >>> from mllm_core.lm import toy_char_lm
+    >>> first_token_guess(toy_char_lm("abc"))  # 4 ids incl. <unk>
+    2.0
+    """
+    return math.log2(model.vocab_size)
 
 
 def bits_per_char(model: TextLM, text: str, max_chars: int | None = None) -> float:

@@ -266,6 +266,23 @@ def counting_data(vocab_size: int, seq_len: int) -> tuple[torch.Tensor, torch.Te
     return windows[:, :-1], windows[:, 1:]
 
 
+def check_counting(config: CountingConfig) -> None:
+    """Raise the ValueError `train_counting` would, before any training starts.
+
+    >>> check_counting(CountingConfig(vocab_size=8, seq_len=40))
+    Traceback (most recent call last):
+    ...
+    ValueError: need more than L = 40 numbers to make a counting sequence, got V = 8
+    """
+    _validate_counting(config)
+    if config.seq_len < 1:
+        raise ValueError("sequence length must be at least 1")
+    if config.vocab_size <= config.seq_len:
+        raise ValueError(
+            f"need more than L = {config.seq_len} numbers to make a counting sequence, got V = {config.vocab_size}"
+        )
+
+
 def _validate_counting(config: CountingConfig) -> None:
     if config.hidden_size < 1:
         raise ValueError("hidden size must be at least 1")
@@ -289,7 +306,7 @@ def train_counting(
     stops at the first epoch with 100% training accuracy when `stop_at_full_accuracy` is set.
     """
     config = config or CountingConfig()
-    _validate_counting(config)
+    check_counting(config)
     x, y = counting_data(config.vocab_size, config.seq_len)  # (N, L), (N, L)
     gen = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import torch
 
-from mllm_core.lm import check_prompt
-
 # top-p keeps the smallest nucleus whose mass reaches top_p; sums within this tolerance of
 # top_p count as reaching it, so 0.5 + 0.3 "reaches" 0.8 despite float rounding.
 _TOP_P_TOLERANCE = 1e-6
@@ -221,7 +219,9 @@ def generate(
     if isinstance(max_new_tokens, bool) or operator.index(max_new_tokens) < 0:
         raise ValueError("max_new_tokens must be an integer >= 0")
     check_sampling(temperature, top_k, top_p)
-    ids = check_prompt(model, prompt)
+    if not isinstance(prompt, str):
+        raise ValueError("the prompt must be text")
+    ids = model.encode(prompt)  # pieces the model never saw read as <unk> (`lm.unknown_note` names them)
     first = model.next_logits(ids) if max_new_tokens else None  # raises now for an empty prompt
     return _generate_steps(model, ids, first, max_new_tokens, temperature, top_k, top_p, greedy, seed)
 

@@ -314,7 +314,7 @@ class Word2Vec:
                 loss_sum += self._step(centers[start:end], ctx[start:end], mask[start:end], lr, noise_cdf, gen)
                 loss_n += 1
                 if callback is not None and elapsed >= next_report:
-                    done = words + round(corpus.raw_words * end / n)
+                    done = words + round(corpus.raw_words * min(end, n) / n)  # the last batch may be short
                     progress = self._progress(epoch, done, total_words, fraction, elapsed, loss_sum / loss_n, lr)
                     loss_sum, loss_n = 0.0, 0
                     t0 = time.perf_counter()
@@ -411,10 +411,12 @@ class Word2Vec:
         s_pos = (h * o_pos).sum(1)  # (B,)
         s_neg = torch.bmm(hg, o_neg.transpose(1, 2))  # (g, G, K)
         p_pos, p_neg = torch.sigmoid(s_pos), torch.sigmoid(s_neg)
-        loss = -(torch.log(p_pos + 1e-7).sum() + torch.log1p(-p_neg + 1e-7).sum()).item() / B
         tg = F.pad(targets, (0, n_groups * G - B), value=-1).view(n_groups, G, 1)
-        # no update for a noise word equal to the target, nor (as in gensim) for a saturated score |s| >= 6
-        p_neg.masked_fill_((noise.unsqueeze(1) == tg) | (s_neg.abs() >= MAX_SCORE), 0.0)
+        # a noise word equal to the target is no negative (frequent in a small vocabulary), nor is a padding row
+        same = (noise.unsqueeze(1) == tg) | (tg < 0)  # (g, G, K)
+        loss = -(torch.log(p_pos + 1e-7).sum() + torch.log1p(-p_neg + 1e-7).masked_fill(same, 0.0).sum()).item() / B
+        # no update for those, nor (as in gensim) for a saturated score |s| >= 6
+        p_neg.masked_fill_(same | (s_neg.abs() >= MAX_SCORE), 0.0)
         g_pos = (1.0 - p_pos).masked_fill_(s_pos.abs() >= MAX_SCORE, 0.0).mul_(lr)  # (B,) lr * d log σ(s) / ds
         g_neg = p_neg.mul_(-lr)  # (g, G, K)
         grad_h = torch.bmm(g_neg, o_neg).view(-1, D)[:B].addcmul_(g_pos.unsqueeze(1), o_pos)  # (B, D)

@@ -1,5 +1,7 @@
 """Attention lab: train a tiny GPT live and look inside it, layer by layer and head by head."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from mllm_core import training, zoo
@@ -26,14 +28,19 @@ train_tab, maps_tab, learn_tab, steps_tab, pos_tab = st.tabs(
 with train_tab:
     corpus = common.corpus_picker("att")
     config, train = view.model_settings()
+    wait = ""
     if corpus:
         n_params, vocab = view.parameter_count(
             config, corpus.text, train.tokenizer, train.bpe_vocab_size, train.max_chars
         )
         st.caption(f"**{n_params:,} parameters** · vocabulary {vocab} · head size {config.n_embd // config.n_head}")
+        wait = view.long_run_reason(replace(config, vocab_size=vocab), train)
     name = view.model_name(corpus, config, train)
     job = common.training_controls(
-        "att", lambda: training.spec(tf.gpt_target, corpus.ref(), config, train, name=name), disabled=corpus is None
+        "att",
+        lambda: training.spec(tf.gpt_target, corpus.ref(), config, train, name=name),
+        disabled=corpus is None,
+        reason=wait,
     )
 
     common.live(job, view.progress)

@@ -21,7 +21,8 @@ page_header(
     icon=":material/scatter_plot:",
 )
 
-with st.expander("Corpus and training settings", expanded=False):
+# keyed, so the open state is the server's and survives a rerun (an error once collapsed it)
+with st.expander("Corpus and training settings", expanded=False, key="emb_settings", on_change="rerun"):
     corpus = corpus_picker("emb")
     c1, c2, c3, c4 = st.columns(4)
     mode = c1.radio("Model", list(MODES), key="emb_mode", bind="query-params", horizontal=True)
@@ -100,17 +101,23 @@ def render(snap) -> None:
     neighbours = []
     with left, guard("The neighbour search"):
         try:
-            pairs = model.most_similar(query, topn=int(topn), which=which)
-            neighbours = [w for w, _ in pairs]
-            st.markdown(f"**Nearest to “{query}”** (cosine in the full {model.config.dim}-D space)")
-            st.dataframe(ui.neighbours_frame(pairs), hide_index=True, key="emb_nbrs")
+            if not query:
+                st.info("Type a query word to see its nearest neighbours.")
+            else:
+                pairs = model.most_similar(query, topn=int(topn), which=which)
+                neighbours = [w for w, _ in pairs]
+                st.markdown(f"**Nearest to “{query}”** (cosine in the full {model.config.dim}-D space)")
+                st.dataframe(ui.neighbours_frame(pairs), hide_index=True, key="emb_nbrs")
         except UnknownWordError as err:
             ui.unknown_word(err)
     with right, guard("The analogy"):
         try:
-            pairs = model.analogy(a, b, c, topn=5, which=which)
-            st.markdown(f"**{a} : {b} :: {c} : ?** (nearest to {b} − {a} + {c})")
-            st.dataframe(ui.neighbours_frame(pairs), hide_index=True, key="emb_analogy")
+            if not (a and b and c):
+                st.info("Fill in a, b and c to ask for an analogy.")
+            else:
+                pairs = model.analogy(a, b, c, topn=5, which=which)
+                st.markdown(f"**{a} : {b} :: {c} : ?** (nearest to {b} − {a} + {c})")
+                st.dataframe(ui.neighbours_frame(pairs), hide_index=True, key="emb_analogy")
         except UnknownWordError as err:
             ui.unknown_word(err)
     words, colors = ui.plot_words(model, n_plot, query, neighbours, find)

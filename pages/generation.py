@@ -1,8 +1,11 @@
 """Generation: one sampler for every model, token by token, and a leaderboard across families."""
 
+import math
+
 import streamlit as st
 
 from mllm_core import metrics, sampling, training, zoo
+from mllm_core.lm import unknown_note
 from ui import common
 from ui import generation as gv
 
@@ -47,13 +50,17 @@ choice = st.selectbox(
     bind="query-params",
     help="Models trained in the other labs of this session are marked (yours); the others are shared defaults.",
 )
-prompt = st.text_area("Prompt", "The history of ", key="gen_prompt", bind="query-params", height=68)
+prompt = common.bound_text(st, "Prompt", "The history of ", "gen_prompt", area=True, height=68)
 settings = common.sampling_controls("gen", max_new_tokens=200, max_limit=1000)
-tab_gen, tab_cmp, tab_board = st.tabs(["Token by token", "Side by side", "Leaderboard"])
+tab_gen, tab_cmp, tab_board = st.tabs(
+    ["Token by token", "Side by side", "Leaderboard"], key="gen_tab", bind="query-params"
+)  # keyed: the tab survives a visit to another lab
 
 with tab_gen:
     status(choice)
     model = models[choice]
+    if model is not None and (note := unknown_note(model, prompt)):
+        st.info(note, icon=":material/help:")
     clicked = st.button("Generate", key="gen_go", type="primary", disabled=model is None)
     out = st.empty()
     if clicked and model is not None:
@@ -138,8 +145,11 @@ with tab_board:
         rows = zoo.leaderboard(jobs)
         if polling and all(row.state == training.DONE for row in rows):
             st.rerun()  # everything is scored: one full rerun stops the polling
-        st.dataframe(gv.leaderboard_frame(rows), hide_index=True, key="gen_board_table")
-        st.plotly_chart(gv.leaderboard_chart(rows), key="gen_board_chart")
+        st.dataframe(gv.leaderboard_style(gv.leaderboard_frame(rows)), hide_index=True, key="gen_board_table")
+        if any(row.evaluation is not None for row in rows):
+            st.plotly_chart(gv.leaderboard_chart(rows), key="gen_board_chart")
+        else:
+            st.caption("The chart appears as the first scores land.")
 
     board()
     mine = common.session_models()
@@ -150,3 +160,5 @@ with tab_board:
                 scores[name] = metrics.evaluate(lm, zoo.validation_text(config))
     for name, ev in st.session_state.get("gen_scores", {}).items():
         st.write(f"**{name}{YOURS}**: {ev.bits_per_char:.3f} bits per character ({ev.n_tokens:,} tokens scored)")
+        if not math.isfinite(ev.bits_per_char):
+            st.caption(gv.INFINITE_SCORE)

@@ -5,7 +5,7 @@ import streamlit as st
 from mllm_core import corpora
 from mllm_core.ngram import NGramModel, NGramTextLM, backoff_steps, memorisation, split_tokens, text_tokens
 from ui import ngram as ui
-from ui.common import corpus_picker, guard, page_header, register_model, sampling_controls
+from ui.common import bound_text, corpus_picker, guard, page_header, register_model, sampling_controls
 
 SMOOTHINGS = {"MLE": "mle", "add-k": "add-k", "Kneser-Ney": "kneser-ney"}  # shown (and URL) name -> engine name
 PROMPTS = {"tiny-shakespeare": "Pardon me,", "fox": "The"}  # default prompt per corpus ("The" otherwise)
@@ -42,7 +42,7 @@ k = 1.0
 if smoothing == "add-k":
     k = c4.number_input("k", 0.001, 10.0, 1.0, 0.1, format="%.3f", key="ng_k", bind="query-params")
 default_prompt = PROMPTS.get(corpus.name if corpus else "", "The")
-prompt = st.text_input("Prompt", default_prompt, key="ng_prompt", bind="query-params", help="Empty: start a document.")
+prompt = bound_text(st, "Prompt", default_prompt, "ng_prompt", help="Empty: start a document.")
 with st.expander("Sampling settings (temperature, top-k, top-p, seed, length)"):
     settings = sampling_controls("ng", max_new_tokens=60, max_limit=1000)
 
@@ -50,16 +50,13 @@ if corpus is None:
     st.stop()
 digest, data, model = corpora.text_digest(corpus.text), None, None
 with guard("Counting the n-grams"):
-    data = ui.fitted(digest, level, corpus.text)
+    data = ui.fitted(digest, level, corpus.source != "typed", corpus.text)
     model = NGramModel.from_counts(data.counts, n, smoothing, k)
 if model is None:
     st.stop()
 name = f"{n}-gram {level} {smoothing} · {corpus.name}"
 register_model(name, NGramTextLM(model, level, name=name))
-st.caption(
-    f"Counted {data.counts.n_tokens:,} training tokens ({len(data.train):,} sequences, vocabulary "
-    f"{model.vocab_size:,}); {data.counts.table_size(n):,} distinct {n}-grams. The model is offered to the Generation lab."
-)
+st.caption(ui.counted_caption(data, n, model.vocab_size))
 
 tab_sample, tab_curves, tab_fox = st.tabs(
     ["Samples", "Perplexity & sparsity", "The fox example"], key="ng_tab", bind="query-params"
@@ -126,6 +123,8 @@ with tab_sample:
         st.caption("Yellow: inside an (n + 1)-gram that occurs in the training text; orange: the longest copied span.")
 
 with tab_curves:
+    if not data.val:
+        st.info("Typed text is counted in full, so there is no held-out text: only training perplexity is drawn.")
     df = None
     with guard("Scoring"):
         df = ui.curves(digest, level, smoothing, k, data)

@@ -35,11 +35,20 @@ with tab_count:
     cell = c3.selectbox("Cell", rnn.CELLS, format_func=ui.NAMES.get, key="rnn_cell", bind="query-params")
     config = rnn.CountingConfig(vocab_size=int(vocab), seq_len=int(seq_len), cell=cell)
     st.caption(
-        f"Training data: all {max(0, config.vocab_size - config.seq_len)} runs of L + 1 consecutive numbers, one-hot "
+        f"Training data: all V − L = {config.vocab_size - config.seq_len} runs of L + 1 consecutive numbers, one-hot "
         "inputs, the target at every step is the input shifted by one; batches of half the data, Adam, "
         "stopping at 100% training accuracy."
+        if config.vocab_size > config.seq_len
+        else "Training data: runs of L + 1 consecutive numbers below V, so V must be larger than L."
     )
-    job = training_controls("rnn_count", lambda: training.spec(rnn.counting_target, config), label="Train counter")
+    problem = ""
+    try:
+        rnn.check_counting(config)
+    except ValueError as exc:
+        problem = f"Can't train: {exc}. Raise V or lower L."
+    job = training_controls(
+        "rnn_count", lambda: training.spec(rnn.counting_target, config), label="Train counter", reason=problem
+    )
     live(job, lambda snap: st.plotly_chart(ui.counting_chart(snap), key="rnn_count_chart"))
     model = job.latest() if job else None  # your counter, at its latest epoch while it trains
     if model is not None:
@@ -99,7 +108,7 @@ with tab_memory:
         "rnn_memory",
         lambda: training.spec(rnn.memory_experiment_target, memory_config),
         label="Run",
-        disabled=not cells,
+        reason="" if cells else "Choose at least one cell.",
     )
     chance = 1 / memory_config.n_symbols
     live(
@@ -147,10 +156,12 @@ with tab_lstm:
     name = f"char-LSTM · {corpus.name if corpus else 'text'} (RNN lab, {hidden})"
     lstm_model = char_lstm.CharLSTMConfig(hidden_size=int(hidden))
     lstm_train = char_lstm.CharLSTMTrainConfig(steps=int(max_steps), sample_every=int(every))
-    job = training_controls(
-        "rnn_lstm", lambda: training.spec(char_lstm.char_lstm_target, corpus.ref(), lstm_model, lstm_train, name), label="Train char-LSTM",
-        disabled=corpus is None,
-    )  # fmt: skip
+
+    def lstm_target() -> training.JobSpec:
+        char_lstm.char_lstm_target(corpus.text, lstm_model, lstm_train, name)  # unusable text: its error, at once
+        return training.spec(char_lstm.char_lstm_target, corpus.ref(), lstm_model, lstm_train, name)
+
+    job = training_controls("rnn_lstm", lstm_target, label="Train char-LSTM", disabled=corpus is None)
 
     def lstm_view(snap):
         st.plotly_chart(loss_chart(snap, ("loss", "val_loss"), "Char-LSTM loss (nats/char)"), key="rnn_lstm_loss")

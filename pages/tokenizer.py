@@ -56,12 +56,19 @@ toks = None
 with guard("Training the tokenizers"):
     train_text = ui.head_bytes(corpus.text, int(mb * ui.MB))
     bar = st.empty()
-    bpe = ui.trained_bpe(train_text, vocab_size, split, lambda f, msg: bar.progress(f, f"Training BPE: {msg}"))
-    bar.empty()
+    try:
+        bpe = ui.trained_bpe(train_text, vocab_size, split, lambda f, msg: bar.progress(f, f"Training BPE: {msg}"))
+    finally:
+        bar.empty()  # never a stale bar, even when training fails
     word, char = ui.trained_word_and_char(train_text, int(min_freq))
     toks = dict(zip(KINDS, (bpe, word, char), strict=True))
 if toks is None:
     st.stop()
+if bpe.vocab_size < vocab_size:
+    st.caption(
+        f":material/info: This text allows only {len(bpe.merges):,} merges (every adjacent pair is merged already), "
+        f"so the BPE vocabulary stops at {bpe.vocab_size:,} instead of {vocab_size:,}. Use more text for more merges."
+    )
 st.caption(
     f"Trained on {len(train_text.encode()):,} bytes of *{corpus.name}*: BPE {bpe.vocab_size:,} tokens, "
     f"word {word.vocab_size:,}, character {char.vocab_size:,}."
@@ -70,7 +77,9 @@ if not text:
     st.warning("The text box is empty: type or paste some text to tokenize.")
     st.stop()
 
-tab_tokens, tab_merges, tab_compare, tab_vocab = st.tabs(["Tokens", "BPE merges", "Side by side", "Vocabulary"])
+tab_tokens, tab_merges, tab_compare, tab_vocab = st.tabs(
+    ["Tokens", "BPE merges", "Side by side", "Vocabulary"], key="tok_tab", bind="query-params"
+)  # keyed: the tab survives a visit to another lab
 
 with tab_tokens:
     tok = toks[kind]
@@ -85,13 +94,15 @@ with tab_tokens:
     st.caption("Hover a token to see its id and bytes.")
     ids = [i for i, _, _ in pieces]
     st.code(str(ids[: ui.MAX_SPANS]), language=None, wrap_lines=True)
-    if tok.decode(ids) == text:
+    if len(ids) > ui.MAX_SPANS:
+        st.caption(f"The first {ui.MAX_SPANS:,} of {len(ids):,} ids; the counts above cover them all.")
+    decoded = tok.decode(ids)
+    if decoded == text:
         st.success("Lossless: decode(encode(text)) gives the text back exactly.", icon=":material/check_circle:")
     else:
-        st.info(
-            f"Lossy by design: decoding gives back `{tok.decode(ids)[:200]}`"
-            + (" (lower-cased, spacing normalised, unseen words → `<unk>`)." if kind == "Word" else " (`<unk>`).")
-        )
+        why = "lower-cased, spacing normalised, unseen words → <unk>" if kind == "Word" else "unseen characters → <unk>"
+        st.info(f"Lossy by design ({why}): decoding gives back", icon=":material/info:")
+        st.code(decoded if len(decoded) <= 200 else decoded[:200] + " …", language=None, wrap_lines=True)
 
 with tab_merges:
     st.markdown(
@@ -100,7 +111,8 @@ with tab_merges:
     )
     st.dataframe(ui.merges_frame(bpe, show_ws), height=260, hide_index=True)
     n_merges = len(bpe.merges)
-    st.session_state["tok_step"] = min(st.session_state.get("tok_step", n_merges), n_merges)
+    if st.session_state.get("tok_step_of") != n_merges:  # a new vocabulary: replay from its end
+        st.session_state["tok_step"], st.session_state["tok_step_of"] = n_merges, n_merges
     step = st.slider("Merges applied", 0, n_merges, key="tok_step", help="Replay training: the text after k merges.")
     step_pieces = ui.pieces(bpe.truncated(step), text)
     last = bpe.merges[step - 1] if step else None
@@ -125,10 +137,7 @@ with tab_compare:
     frame = ui.comparison_frame(toks, text)
     st.dataframe(frame.style.format({"bytes per token": "{:.2f}", "unk share": "{:.1%}"}))
     st.plotly_chart(ui.comparison_chart(frame), key="tok_compare_chart")
-    st.caption(
-        "Word: fewest tokens, largest vocabulary, loses case and unseen words. Character: longest sequences. "
-        "BPE: lossless, and its sequence length shrinks as the vocabulary grows."
-    )
+    st.caption(ui.comparison_caption(frame))
 
 with tab_vocab:
     vocab = ui.vocab_frame(toks[kind], show_ws)

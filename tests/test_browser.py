@@ -218,3 +218,25 @@ def test_training_from_a_page_pauses_resumes_stops_and_ends_with_the_tab(server,
     while server.log.read_text().count("job 'att' ended: stopped") <= log_before:
         assert time.monotonic() < deadline, "closing the tab did not stop the job"
         time.sleep(0.5)
+
+
+def test_a_lab_reopens_on_the_tab_last_used_after_a_visit_to_another_lab(server, browser):
+    """Issue 19: switching pages returned every lab to its first tab."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{server.url}/tokenizer", timeout=60_000)
+        page.get_by_role("tab", name="Vocabulary").wait_for(timeout=90_000)
+        wait_until_idle(page)
+        page.get_by_role("tab", name="Vocabulary").click()
+        wait_until_idle(page)
+        nav = page.locator("[data-testid='stSidebarNav']")
+        nav.get_by_text("RNN", exact=True).click()
+        page.get_by_role("heading", name="RNN").first.wait_for(timeout=90_000)
+        wait_until_idle(page)
+        nav.get_by_text("Tokenizer", exact=True).click()
+        page.get_by_role("heading", name="Tokenizer").first.wait_for(timeout=90_000)
+        wait_until_idle(page)
+        selected = page.locator("[role='tab'][aria-selected='true']")
+        assert selected.first.inner_text().strip() == "Vocabulary"
+    finally:
+        page.close()

@@ -188,3 +188,52 @@ def test_a_default_found_on_disk_is_shown_at_once_with_its_replay(root, tmp_path
     assert any("Class default model" in c.value and f"loaded from {folder}" in c.value for c in at.caption)
     assert len(chart(at, "att_grid").data) == 1 * 2  # the saved model's layers x heads
     assert [int(s) for s in at.select_slider(key="att_ckpt").options] == [0, 2, 4]  # "Watch it learn"
+
+
+def test_a_run_of_hours_is_estimated_in_h_mm_ss_and_waits_for_a_go_ahead():
+    """Issue 19: 6 layers x 256 wide x 20,000 steps started at once and showed "ETA 790:09"."""
+    from pagetest import opened, run
+
+    from mllm_core import transformer as tf
+    from ui.common import duration
+
+    at = opened(PAGE, att_layers=6, att_embd=256, att_steps=20_000)
+    (warning,) = [w.value for w in at.tabs[0].warning]
+    clock = warning.split("**")[1]
+    hours, minutes, seconds = (int(x) for x in clock.split(":"))
+    assert hours >= 3 and minutes < 60 and seconds < 60
+    assert at.button(key="att_start").disabled and any("Start it anyway" in c.value for c in at.tabs[0].caption)
+    at.checkbox(key="att_long_ok").check()
+    run(at)
+    assert not at.button(key="att_start").disabled  # the user said yes
+    small = opened(PAGE)  # the default settings train in about a minute: no warning
+    assert not small.tabs[0].warning and not small.button(key="att_start").disabled
+    # the estimate is the textbook 6 N + 12 L d T FLOPs per token at the calibrated CPU rate
+    config = tf.GPTConfig(vocab_size=100, n_layer=6, n_embd=256)
+    n = tf.GPT(config).num_params()
+    expected = 20_000 * 32 * 64 * (6 * n + 12 * 6 * 256 * 64) / tf.CPU_FLOPS
+    assert tf.estimated_seconds(config, tf.GPTTrainConfig(steps=20_000)) == pytest.approx(expected)
+    assert duration(47_409) == "13:10:09" and duration(790 * 60 + 9) == "13:10:09"
+
+
+def test_a_sparse_validation_curve_is_drawn_with_markers():
+    """Issue 19: one validation point (a slow run) showed as a number but drew no line."""
+    from types import SimpleNamespace
+
+    from ui.common import loss_chart
+
+    snap = SimpleNamespace(history={"loss": [(s, 3.0) for s in range(60)], "val_loss": [(0, 4.0)]})
+    traces = {t.name: t for t in loss_chart(snap, ("loss", "val_loss")).data}
+    assert "markers" in traces["val_loss"].mode and traces["loss"].mode == "lines"
+
+
+def test_head_grids_label_their_tokens():
+    """Issue 19: the Watch-it-learn heatmaps had no token labels."""
+    import torch
+
+    from ui.attention import head_grid
+
+    fig = head_grid(torch.rand(2, 4, 3, 3), ["a", "b", " c"])
+    assert list(fig.layout.yaxis.ticktext) == ["a", "b", "␣c"]  # layer 0, head 0: the left column
+    assert list(fig.layout.xaxis5.ticktext) == ["a", "b", "␣c"]  # layer 1, head 0: the bottom row
+    assert not fig.layout.xaxis.showticklabels  # inner panels stay clean

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 
 import pytest
+from pagetest import ROOT, run
 from pagetest import opened as _opened
-from pagetest import run
 from streamlit.testing.v1 import AppTest
 
-from mllm_core import training, zoo
+from mllm_core import corpora, training, word2vec, zoo
+from mllm_core.word2vec import Word2VecConfig
 
 PAGE = "pages/embeddings.py"
 NUMBER_WORDS = {"one", "two", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "twenty", "several"}
@@ -125,3 +127,68 @@ def test_a_default_found_on_disk_is_shown_at_once_with_its_scores(tmp_path, monk
     assert any("default model" in c.value and f"loaded from {folder}" in c.value for c in at.caption)
     assert {m.label for m in at.metric} >= {"WordSim-353 ρ", "SimLex-999 ρ"}  # from the saved progress
     assert at.dataframe and not at.error  # the neighbours of "three"
+
+
+def test_a_tiny_corpus_draws_a_loss_that_runs_forwards_on_the_usual_scale():
+    """Issue 19: on ~20 words the "words seen" axis zig-zagged backwards and the loss sat at 20-29."""
+    at = opened(emb_corpus="fox", emb_minc=1, emb_secs=5)
+    at.button(key="emb_train_start").click()
+    run(at)
+    (job,) = [j for j in training.MANAGER.jobs() if j.name == "emb_train"]
+    wait_for(job, finished=True, timeout=60)
+    words, losses = zip(*job.snapshot().history["loss"], strict=True)
+    assert len(words) > 2 and list(words) == sorted(words)  # the x axis only moves forwards
+    n_words = len(word2vec.tokenize(corpora.load("fox").text)[0] + word2vec.tokenize(corpora.load("fox").text)[1])
+    assert all(w % n_words == 0 for w in words)  # one batch is a whole epoch: whole passes, never more
+    negatives = Word2VecConfig().negatives  # at the start: -log σ(0) for the target and each negative
+    assert max(losses) < 1.5 * (1 + negatives) * math.log(2)
+
+
+def test_an_error_from_train_shows_under_the_button_and_the_settings_stay_open():
+    """Issue 19: the too-small-corpus error showed above the title and the settings expander collapsed."""
+    at = opened(emb_corpus="fox")
+    at.session_state["emb_settings"] = True  # the user opened the settings
+    run(at)
+    at.button(key="emb_train_start").click()
+    run(at)
+    (settings,) = at.expander
+    assert any("too small" in e.value for e in settings.error)  # inside the expander, under Train
+    assert at.session_state["emb_settings"] is True
+    body = list(settings)  # depth first, in page order
+    button = next(i for i, e in enumerate(body) if getattr(e, "key", None) == "emb_train_start")
+    error = next(i for i, e in enumerate(body) if e.type == "error" and "too small" in e.value)
+    assert error > button
+
+
+def test_the_class_sees_the_shipped_full_quality_default(monkeypatch, fresh_manager):
+    """Issue 19: the default was a 30-s run squeezed by other jobs (ρ 0.19); now a fixed number of
+    epochs, shipped in models/, loaded by every server, and the caption says so."""
+    monkeypatch.setenv("MLLM_ZOO_TINY", "0")
+    monkeypatch.setenv("MLLM_MODELS_DIR", str(ROOT / "models"))
+    assert zoo.embeddings_budget() == {"epochs": zoo.EMBEDDINGS_EPOCHS}  # no time budget: the same on any load
+    at = opened()
+    job = default_job()
+    wait_for(job, finished=True, timeout=30)  # loaded from disk, never trained here
+    run(at)
+    caption = next(c.value for c in at.caption if "default model" in c.value)
+    assert f"{zoo.EMBEDDINGS_EPOCHS} epochs" in caption and str(ROOT / "models") in caption
+    progress = job.snapshot().artifacts["progress"]
+    assert progress.epoch == zoo.EMBEDDINGS_EPOCHS and progress.wordsim >= 0.43
+    rho = next(m for m in at.metric if m.label == "WordSim-353 ρ")
+    assert float(rho.value) >= 0.43
+
+
+def test_an_empty_query_word_asks_for_one(trained_page):
+    """Issue 19: an empty query word said "'' is not in the vocabulary"; the epochs metric was cut off."""
+    at = trained_page
+    at.text_input(key="emb_q").set_value("  ")
+    at.text_input(key="emb_a").set_value("")
+    run(at)
+    assert not any("''" in w.value for w in at.warning)
+    assert any("Type a query word" in i.value for i in at.info) and any(
+        "Fill in a, b and c" in i.value for i in at.info
+    )
+    assert all(len(m.value) <= 8 for m in at.metric if m.label == "Epochs")
+    at.text_input(key="emb_q").set_value("three")
+    at.text_input(key="emb_a").set_value("father")
+    run(at)

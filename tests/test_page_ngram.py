@@ -109,3 +109,69 @@ def test_char_level_samples_characters():
     texts = samples(at)
     assert len(texts) == 5 and all(t.startswith("The ") for t in texts)
     assert any(m.label == "Longest copied span" for m in at.metric)
+
+
+def test_typed_text_is_counted_in_full_and_agrees_with_the_fox_table():
+    """Issue 19: the two typed fox sentences once trained on the first only ("1 sequences")."""
+    at = run(page(ng_corpus="Type your own text", ng_tab="The fox example"))
+    caption = next(c.value for c in at.caption if c.value.startswith("Counted "))
+    assert "Counted 20 training tokens (2 sequences" in caption and "nothing held out" in caption
+    (model,) = at.session_state[MODELS_KEY].values()
+    fox = next(m for m in at.metric if m.label == "p(quick | The)")
+    assert model.model.prob("quick", ["The"]) == pytest.approx(0.5) and fox.value == "0.50"
+    assert any("no held-out text" in i.value for i in at.info)
+
+
+def test_a_corpus_says_what_it_holds_out_in_singular_and_plural():
+    at = run(page(ng_corpus="hello", ng_n=1))  # one line: the split falls back to characters
+    caption = next(c.value for c in at.caption if c.value.startswith("Counted "))
+    assert re.search(r"\(1 sequence, .*the last 1 token \(1 sequence\) are held out", caption), caption
+
+
+def test_a_link_with_bad_settings_gets_one_notice_naming_what_was_ignored():
+    """Issue 19: ng_n=9, a temperature of "abc" and a seed of 1.5 silently became the defaults (or 1).
+
+    app.py runs every page between `given = st.query_params.to_dict()` and `url_notice(given)`; here
+    the same two calls wrap this page's URL-bound widgets (an AppTest of app.py runs a page alone
+    once `ui` is imported in the test process)."""
+
+    def lab():
+        import streamlit as st
+
+        from ui.common import corpus_picker, sampling_controls, url_notice
+
+        given = st.query_params.to_dict()
+        corpus_picker("ng")
+        st.slider("n", 1, 5, 3, key="ng_n", bind="query-params")
+        sampling_controls("ng")
+        url_notice(given)
+
+    at = AppTest.from_function(lab, default_timeout=60)
+    at.query_params.update(ng_n="9", ng_temp="abc", ng_seed="1.5", ng_topp="0.5", ng_corpus="nope", ng_len="60")
+    run(at)
+    (notice,) = [c.value for c in at.caption if "Ignored from the link" in c.value]
+    assert "`ng_n=9`, `ng_temp=abc`, `ng_seed=1.5`, `ng_corpus=nope`" in notice
+    assert "ng_topp" not in notice and "ng_len" not in notice  # taken (0.5), or the default (60)
+    run(at)
+    assert not any("Ignored from the link" in c.value for c in at.caption)  # shown once, for the link
+
+
+def test_corpus_links_use_names_and_read_old_labels():
+    """Issue 19: the URL held display labels (tiny-shakespeare+%28online%29), so ?ng_corpus=<name> fell back."""
+    at = run(page(ng_corpus="Type your own text"))  # an older link, by label
+    assert at.selectbox(key="ng_corpus").value == "typed" and at.query_params["ng_corpus"] == "typed"
+    at = run(page(ng_corpus="lee-news"))
+    assert at.selectbox(key="ng_corpus").value == "lee-news" and at.query_params["ng_corpus"] == "lee-news"
+    at = run(page(ng_corpus="no-such-corpus"))
+    assert at.selectbox(key="ng_corpus").value == "wikipedia-sample" and "ng_corpus" not in at.query_params
+
+
+def test_a_long_prompt_shows_only_its_tail_in_the_five_columns():
+    """Issue 19: a 1,200-word prompt was repeated in full in all five n-gram columns."""
+    from ui.ngram import PROMPT_TAIL
+
+    prompt = " ".join(["the"] * 1_199 + ["end"])
+    at = run(page(ng_corpus="lee-news", ng_prompt=prompt, ng_len=5))
+    texts = samples(at)
+    assert len(texts) == 5 and all(t.startswith("… ") and t.count("the") <= PROMPT_TAIL for t in texts)
+    assert all("end" in t for t in texts)

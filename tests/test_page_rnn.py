@@ -150,3 +150,26 @@ def test_char_lstm_trains_with_samples_and_is_offered_to_generation():
     lm = at.session_state[MODELS_KEY][name]
     assert lm.decode(lm.encode("the news")) == "the news"
     assert at.code and any("Sample at step 20" in m.value for m in at.markdown)
+
+
+def test_an_impossible_counting_task_disables_train_and_says_why():
+    """Issue 19: V = 8, L = 40 said "all 0 runs", kept Train enabled and failed after starting."""
+    at = opened(rnn_v=8, rnn_len=40)
+    assert at.button(key="rnn_count_start").disabled
+    assert not any("all 0 runs" in c.value or "all -32 runs" in c.value for c in at.caption)
+    assert any("need more than L = 40 numbers" in c.value for c in at.tabs[0].caption)
+    assert not opened(rnn_v=41, rnn_len=40).button(key="rnn_count_start").disabled  # one run is enough
+
+
+def test_an_error_from_train_shows_under_its_button_in_its_tab():
+    """Issue 19: a one-word file's error showed above the title and the tabs jumped back to Counting."""
+    at = opened(rnn_tab="Char-LSTM", rnn_corpus="hello")
+    at.button(key="rnn_lstm_start").click()
+    run(at)
+    lstm = at.tabs[4]
+    body = list(lstm)  # depth first, in page order
+    button = next(i for i, e in enumerate(body) if getattr(e, "key", None) == "rnn_lstm_start")
+    error = next(i for i, e in enumerate(body) if e.type == "error" and "too short" in e.value)
+    assert error > button and not [e for e in at.main.children.values() if e.type == "error"]
+    assert at.session_state["rnn_tab"] == "Char-LSTM"
+    assert all(j.name != "rnn_lstm" for j in training.MANAGER.jobs())

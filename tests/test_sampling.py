@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from mllm_core.lm import TorchTextLM, check_prompt, toy_char_lm, unknown_pieces
+from mllm_core.lm import TorchTextLM, toy_char_lm, unknown_note, unknown_pieces
 from mllm_core.sampling import added_text, filter_logits, generate, make_generator, sample_next
 from mllm_core.tokenizers import CharTokenizer
 
@@ -294,8 +294,9 @@ def test_generate_checks_its_input_at_the_call():
         generate(lm, "a", 5, temperature=0)
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(lm, "a", -1)
-    with pytest.raises(ValueError, match="'é'"):
-        generate(toy_char_lm("abc"), "abé", 5)
+    with pytest.raises(ValueError, match="prompt must be text"):
+        generate(lm, None, 5)
+    assert len(list(generate(toy_char_lm("abc"), "abé", 5))) == 5  # 'é' reads as <unk>: one rule for every model
     assert list(generate(lm, "", 0)) == []  # nothing asked, nothing to complain about
 
 
@@ -321,8 +322,9 @@ def test_unknown_characters_are_named():
     lm = toy_char_lm("abc ")
     assert unknown_pieces(lm, "a b c") == []
     assert unknown_pieces(lm, "a?b!c?") == ["?", "!"]
-    with pytest.raises(ValueError, match=r"characters uniform never saw in training: '\?', '!'"):
-        check_prompt(lm, "a?b!")
+    assert "characters uniform never saw in training: '?', '!'. They read as <unk>" in unknown_note(lm, "a?b!")
+    steps = list(generate(lm, "a?b!", 3, seed=0))  # one rule for every model: <unk>, never a refusal
+    assert len(steps) == 3
 
 
 def _text_lms() -> dict[str, object]:
@@ -359,10 +361,10 @@ def test_every_text_lm_names_the_prompt_pieces_it_reads_as_unknown(kind, unk_id,
     assert unknown_pieces(lm, prompt) == unknown
     assert unknown_pieces(lm, "the cat sat") == []
     if message is None:
-        assert check_prompt(lm, prompt) == lm.encode(prompt)
+        assert unknown_note(lm, prompt) == ""
     else:
-        with pytest.raises(ValueError, match=f"The prompt uses {message}. Remove them or pick another model."):
-            check_prompt(lm, prompt)
+        assert unknown_note(lm, prompt) == f"The prompt uses {message}. They read as <unk>, the unknown token."
+        assert lm.encode(prompt).count(unk_id) >= 1  # what every model reads, and samples on from
 
 
 def test_a_token_that_only_reads_unk_is_not_unknown():
@@ -372,7 +374,7 @@ def test_a_token_that_only_reads_unk_is_not_unknown():
     tok = BPETokenizer(pattern=None).train("<unk>" * 20, vocab_size=260)  # "<unk>" becomes one token
     assert tok.encode("<unk>") == [259] and tok.unk_id is None
     lm = UniformLM(tok, name="bpe")
-    assert unknown_pieces(lm, "<unk>") == [] and check_prompt(lm, "<unk>") == [259]
+    assert unknown_pieces(lm, "<unk>") == [] and unknown_note(lm, "<unk>") == "" and lm.encode("<unk>") == [259]
 
 
 def test_word_level_generation_keeps_the_spaces_between_words():

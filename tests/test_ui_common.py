@@ -35,7 +35,7 @@ def test_attention_and_generation_label_tokens_alike():
 def test_a_job_history_becomes_one_line_per_metric_with_points():
     snap = snapshot({"loss": [(1, 2.0), (2, 1.0)], "val_loss": [], "accuracy": [(2, 0.5)]})
     chart = loss_chart(snap, ("loss", "val_loss", "never reported"))
-    assert [(t.name, t.x, t.y, t.mode) for t in chart.data] == [("loss", (1, 2), (2.0, 1.0), "lines")]
+    assert [(t.name, t.x, t.y, t.mode) for t in chart.data] == [("loss", (1, 2), (2.0, 1.0), "lines+markers")]  # sparse
     counting = rnn.counting_chart(snap)
     assert [(t.name, t.yaxis) for t in counting.data] == [("loss", "y"), ("accuracy", "y2")]
     assert curve([]) == [] and curve([(3, 0.5)], name="x")[0].x == (3,)

@@ -16,6 +16,7 @@ from mllm_core import corpora, training
 from mllm_core import transformer as tf
 from mllm_core.attention import AttentionSteps
 from mllm_core.transformer import GPT, POS_ENCODINGS, GPTConfig, GPTTrainConfig
+from mllm_core.transformer import estimated_seconds as tf_estimated_seconds
 from ui import common
 
 BLUES = "Blues"
@@ -125,6 +126,10 @@ def head_grid(maps: torch.Tensor, tokens: list[str], title: str = "") -> go.Figu
             fig.add_trace(trace, layer + 1, head + 1)
     fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
+    if tokens:  # the tokens along the left column and under the bottom row (hover shows them everywhere)
+        labels = dict(showticklabels=True, tickfont=dict(size=8), **_axis(tokens))
+        fig.update_yaxes(col=1, **labels)
+        fig.update_xaxes(row=n_layer, tickangle=-90, **{k: v for k, v in labels.items() if k != "tickangle"})
     fig.update_layout(title=title, height=max(260, 230 * n_layer), margin={**common.MARGIN, "t": 60})
     return fig
 
@@ -211,6 +216,26 @@ def model_settings() -> tuple[GPTConfig, GPTTrainConfig]:
     lr = c4.select_slider("Learning rate", [3e-4, 1e-3, 3e-3, 1e-2], value=3e-3, key="att_lr", bind="query-params")
     config = GPTConfig(block_size=block, n_layer=n_layer, n_head=n_head, n_embd=n_embd, pos_encoding=pos)
     return config, GPTTrainConfig(tokenizer=tokens, steps=int(steps), lr=lr)
+
+
+LONG_RUN = 180  # seconds: a run estimated longer than this waits for the user's go-ahead
+
+
+def long_run_reason(config: GPTConfig, train: GPTTrainConfig) -> str:
+    """Warn about a run estimated over `LONG_RUN` on this server's CPU; "" or why Train waits."""
+    if training.resolve_device() != "cpu":
+        return ""
+    seconds = tf_estimated_seconds(config, train)
+    if seconds <= LONG_RUN:
+        return ""
+    st.warning(
+        f"These settings would train for about **{common.duration(seconds)}** (h:mm:ss) on one CPU core of this "
+        "server, longer if others train too. Fewer steps, layers or a smaller width train in minutes.",
+        icon=":material/hourglass_top:",
+    )
+    if st.checkbox("Start it anyway", key="att_long_ok"):
+        return ""
+    return f"Estimated {common.duration(seconds)}: tick “Start it anyway” to train with these settings."
 
 
 def model_name(corpus: corpora.Corpus | None, config: GPTConfig, train: GPTTrainConfig) -> str:

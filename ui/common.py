@@ -44,18 +44,90 @@ def guard(action: str = "That") -> Iterator[None]:
     """
     try:
         yield
-    except KeyError as exc:  # str(KeyError("x")) is "'x'"
-        st.error(str(exc.args[0]) if exc.args else "Not found.", icon=":material/warning:")
-    except ValueError as exc:  # CorpusError included
-        st.error(str(exc), icon=":material/warning:")
     except Exception as exc:
-        st.error(f"{action} failed: {type(exc).__name__}: {exc}", icon=":material/error:")
+        text, icon = error_message(exc, action)
+        st.error(text, icon=icon)
+
+
+def error_message(exc: Exception, action: str = "That") -> tuple[str, str]:
+    """(text, icon) of `guard`'s error for `exc`.
+
+    >>> error_message(KeyError("no such model")), error_message(RuntimeError("boom"), "Sampling")[0]
+    (('no such model', ':material/warning:'), 'Sampling failed: RuntimeError: boom')
+    """
+    if isinstance(exc, KeyError):  # str(KeyError("x")) is "'x'"
+        return (str(exc.args[0]) if exc.args else "Not found."), ":material/warning:"
+    if isinstance(exc, ValueError):  # CorpusError included
+        return str(exc), ":material/warning:"
+    return f"{action} failed: {type(exc).__name__}: {exc}", ":material/error:"
 
 
 def page_header(title: str, intro: str, icon: str = "") -> None:
     """The lab's title (with a Material icon such as ":material/casino:") and its intro."""
     st.title(f"{icon} {title}".strip())
     st.markdown(intro)
+
+
+# ---------------------------------------------------------------------------------------------
+# Links: what the URL asked for and what the page could not take
+
+IGNORED_KEY = "url_ignored"  # st.session_state: "key=value" parameters a widget of ours refused
+URL_TEXT_LIMIT = 500  # characters of free text kept in a shareable URL
+
+
+def ignored_params(given: dict[str, str], now: dict[str, str], state: dict[str, Any]) -> list[str]:
+    """The link's `key=value` parameters the page did not take as given: dropped by their widget
+    (invalid, out of range, not an option) or changed (a seed of 1.5 became 1). A parameter that
+    left the URL because it equals the widget's default (a clean URL) is not counted.
+
+    >>> ignored_params({"n": "9", "t": "1.0", "s": "1.5", "k": "2"}, {"s": "1", "k": "2"}, {"n": 3, "t": 1.0, "s": 1})
+    ['n=9', 's=1.5']
+    """
+    return [
+        f"{key}={raw}"
+        for key, raw in given.items()
+        if now.get(key) != raw and not (key not in now and _same(raw, state.get(key)))
+    ]
+
+
+def _same(raw: str, value: Any) -> bool:
+    """Whether the URL's text `raw` names the widget value `value` ("1" and 1.0, "true" and True)."""
+    if isinstance(value, bool):
+        return raw.lower() == str(value).lower()
+    if isinstance(value, int | float):
+        try:
+            return float(raw) == float(value)
+        except ValueError:
+            return False
+    return raw == str(value)
+
+
+def url_notice(given: dict[str, str]) -> None:
+    """One small notice naming the link's parameters this page ignored (call it after the page ran)."""
+    given = {k: v for k, v in given.items() if k != TAB_PARAM}  # the tab's name is not a setting
+    now = st.query_params.to_dict()
+    state = {key: st.session_state[key] for key in given if key in st.session_state}
+    skipped = [f"{k}=" for k in given if k.endswith("_corpus")]  # the corpus picker reports its own
+    ignored = [p for p in ignored_params(given, now, state) if not p.startswith(tuple(skipped))]
+    ignored += st.session_state.pop(IGNORED_KEY, [])
+    if ignored:
+        shown = ", ".join(f"`{p[:60]}`" for p in ignored)
+        st.caption(f":material/link_off: Ignored from the link (not a valid setting here): {shown}.")
+
+
+def bound_text(where: Any, label: str, default: str, key: str, area: bool = False, **kwargs: Any) -> str:
+    """A text input (or area) whose text is in the URL while it is short (up to `URL_TEXT_LIMIT`
+    characters): a pasted essay must not make a 20,000-character link."""
+    wanted = st.query_params.get(key)
+    if key not in st.session_state and wanted is not None:
+        st.session_state[key] = wanted
+    widget = where.text_area if area else where.text_input
+    text = widget(label, default, key=key, **kwargs)
+    if text != default and len(text) <= URL_TEXT_LIMIT:
+        st.query_params[key] = text
+    else:
+        st.query_params.pop(key, None)
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,15 +181,28 @@ def corpus_picker(
         suffix = " (online)" if name in corpora.ONLINE else ""
         return f"{name}{suffix}"
 
+    key = f"{prefix}_corpus"
+    # bound by hand, so the URL holds the corpus's name (?ng_corpus=tiny-shakespeare), not its label;
+    # a label (older links) is read too
+    wanted = st.query_params.get(key)
+    if key not in st.session_state and wanted is not None:
+        by_label = {describe(o): o for o in options}
+        if wanted in options or wanted in by_label:
+            st.session_state[key] = wanted if wanted in options else by_label[wanted]
+        else:
+            st.session_state.setdefault(IGNORED_KEY, []).append(f"{key}={wanted}")
     choice = where.selectbox(
         label,
         options,
         index=options.index(default) if default in options else 0,
         format_func=describe,
-        key=f"{prefix}_corpus",
-        bind="query-params",
+        key=key,
         help="Embedded corpora work offline; online ones are downloaded once and cached.",
     )
+    if choice == (default if default in options else options[0]):
+        st.query_params.pop(key, None)
+    else:
+        st.query_params[key] = choice
     if choice == TYPED:
         text = where.text_area("Your text", typed_default, key=f"{prefix}_text", height=120)
         with guard("Reading the text"):
@@ -257,8 +342,11 @@ def start_job(slot: str, target: training.JobSpec, **job_kwargs: Any) -> Trainin
 
 
 def _start_clicked(slot: str, make_target: Callable[[], training.JobSpec], job_kwargs: dict) -> None:
-    with guard("Starting the training"):
+    # a callback draws above the page title: keep the error for `training_controls` to show under the button
+    try:
         start_job(slot, make_target(), **job_kwargs)
+    except Exception as exc:
+        st.session_state[f"{slot}_error"] = error_message(exc, "Starting the training")
 
 
 def training_controls(
@@ -266,20 +354,23 @@ def training_controls(
     make_target: Callable[[], training.JobSpec],
     label: str = "Train",
     disabled: bool = False,
+    reason: str = "",
     **job_kwargs: Any,
 ) -> TrainingJob | None:
     """Train / Pause / Resume / Stop buttons for the job in `slot`; returns that job (or None).
 
     `make_target()` returns the job's `training.JobSpec`; it is called only when the user clicks
-    Train, so an ordinary rerun builds nothing. The buttons act in
-    callbacks, before the page is drawn, so they always show the job's current state.
+    Train, so an ordinary rerun builds nothing. The buttons act in callbacks, before the page is
+    drawn, so they always show the job's current state. A `reason` disables Train and is shown
+    under the buttons; so is an error raised on starting.
     """
+    disabled = disabled or bool(reason)
     job = get_job(slot)
     state = job.snapshot().state if job else None
     active = state in (training.QUEUED, training.RUNNING, training.PAUSED)
     c1, c2, c3 = st.columns(3)
     c1.button(
-        f"Re-{label.lower()}" if job else label,
+        f"Re-{label[0].lower()}{label[1:]}" if job else label,  # "Re-train char-LSTM", acronyms kept
         key=f"{slot}_start",
         type="primary",
         disabled=disabled,
@@ -301,11 +392,27 @@ def training_controls(
         on_click=job.stop if job else None,
         kwargs={"timeout": 10} if job else None,
     )
+    error = st.session_state.pop(f"{slot}_error", None)
+    if error:
+        st.error(error[0], icon=error[1])
+    elif reason:
+        st.caption(f":material/block: {reason}")
     return get_job(slot)
 
 
 def _fmt_seconds(seconds: float) -> str:
+    return duration(seconds)
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a clock: "42s", "m:ss", or "h:mm:ss" from an hour on.
+
+    >>> duration(42), duration(125), duration(47_409)
+    ('42s', '2:05', '13:10:09')
+    """
     seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
 
 
@@ -423,6 +530,9 @@ def curve(points: list[tuple[float, float]], **style: Any) -> list[go.Scatter]:
     return [go.Scatter(x=xs, y=ys, **style)]
 
 
+SPARSE = 30  # a series with at most this many points is drawn with markers too
+
+
 def loss_chart(
     snap: JobSnapshot,
     metrics: tuple[str, ...] = ("loss",),
@@ -433,7 +543,9 @@ def loss_chart(
     """A line per metric from the snapshot's history."""
     fig = go.Figure()
     for metric in metrics:
-        fig.add_traces(curve(snap.history.get(metric, []), mode="lines", name=metric))
+        points = snap.history.get(metric, [])
+        # a sparse series (validation every 50 steps of a slow run: one point) needs markers to be seen
+        fig.add_traces(curve(points, mode="lines" if len(points) > SPARSE else "lines+markers", name=metric))
     fig.update_layout(
         title=title,
         xaxis_title=x_title,

@@ -36,7 +36,9 @@ def progress_metrics(snap: training.JobSnapshot) -> None:
     cols[0].metric("WordSim-353 ρ", _fmt(p.wordsim), help="Spearman ρ of cosines vs human relatedness scores")
     cols[1].metric("SimLex-999 ρ", _fmt(p.simlex), help="Spearman ρ vs human similarity scores (harder)")
     cols[2].metric("Words / second", f"{p.words_per_second:,.0f}")
-    cols[3].metric("Epochs", f"{p.epoch} (+{p.fraction:.0%} of the schedule)" if p.fraction < 1 else f"{p.epoch}")
+    cols[3].metric("Epochs", f"{p.epoch:,}", help="Passes over the corpus so far")
+    if p.fraction < 1:
+        st.caption(f"Learning-rate schedule {p.fraction:.0%} done.")
 
 
 def _fmt(x: float) -> str:

@@ -20,6 +20,11 @@ from mllm_core.zoo import LeaderboardRow
 from ui.common import MARGIN, show_token
 
 TOP_K_SHOWN = 10  # bars in the next-token chart
+INFINITE_SCORE = (
+    "Infinite: the model gives some token of the text probability 0, and −log₂ 0 = ∞. A plain-count (MLE) "
+    "n-gram does that to every word or continuation it never saw; add-k or Kneser-Ney smoothing keeps "
+    "some probability for them and scores finitely."
+)
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,12 @@ def leaderboard_frame(rows: list[LeaderboardRow]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame.from_records(records)
+
+
+def leaderboard_style(frame: pd.DataFrame):
+    """The table as shown: a dash, not "None", for a model not scored yet."""
+    formats = {"bits per char": "{:.3f}", "perplexity (per char)": "{:.2f}", "tokens scored": "{:,.0f}"}
+    return frame.style.format(formats, na_rep="–")
 
 
 def leaderboard_chart(rows: list[LeaderboardRow]) -> go.Figure:

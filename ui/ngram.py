@@ -29,15 +29,38 @@ class LabData:
 
     counts: NGramCounts
     train: list[list[str]]
-    val: list[list[str]]
+    val: list[list[str]]  # empty for typed text: all of it is counted
 
 
 @st.cache_resource(show_spinner="Counting n-grams (once per server)…", max_entries=4)  # ~100 MB each (word level)
-def fitted(text_digest: str, level: str, _text: str) -> LabData:
-    """Counts of orders 1..5 on the training 90% of the text, shared by every session."""
-    train, val = corpora.train_val_split(_text)
-    train_seqs, val_seqs = split_tokens(train, level), split_tokens(val, level)
+def fitted(text_digest: str, level: str, hold_out: bool, _text: str) -> LabData:
+    """Counts of orders 1..5, shared by every session: on the training 90% of the text when
+    `hold_out`, else on all of it (a few typed sentences: half of the fox text is one sentence)."""
+    train, val = corpora.train_val_split(_text) if hold_out else (_text, "")
+    train_seqs, val_seqs = split_tokens(train, level), split_tokens(val, level) if val else []
     return LabData(count_ngrams(train_seqs, max(ORDERS)), train_seqs, val_seqs)
+
+
+def plural(n: int, word: str) -> str:
+    """>>> plural(1, "sequence"), plural(1_200, "token")
+    ('1 sequence', '1,200 tokens')
+    """
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def counted_caption(data: LabData, n: int, vocab_size: int) -> str:
+    """What was counted and what was held out, in words."""
+    held = (
+        f"the last {plural(sum(map(len, data.val)), 'token')} ({plural(len(data.val), 'sequence')}) are held out "
+        "for the validation curves"
+        if data.val
+        else "typed text is counted in full, with nothing held out"
+    )
+    return (
+        f"Counted {plural(data.counts.n_tokens, 'training token')} ({plural(len(data.train), 'sequence')}, "
+        f"vocabulary {vocab_size:,}; {held}); {plural(data.counts.table_size(n), f'distinct {n}-gram')}. "
+        "The model is offered to the Generation lab."
+    )
 
 
 @st.cache_data(show_spinner="Scoring n = 1..5 on train and validation text…", max_entries=32)
@@ -72,10 +95,13 @@ def _escape(token: str) -> str:
     return "↵" if token == EOS else html.escape(token).replace("$", "&#36;")
 
 
+PROMPT_TAIL = 30  # prompt tokens shown before each sample (a 1,200-word prompt in five columns is a wall)
+
+
 def sample_html(prompt: list[str], tokens: list[str], level: str) -> str:
-    """A sample as small proportional text, the prompt in grey."""
+    """A sample as small proportional text, the prompt (its last `PROMPT_TAIL` tokens) in grey."""
     sep = " " if level == "word" else ""
-    head = sep.join(_escape(t) for t in prompt)
+    head = ("… " if len(prompt) > PROMPT_TAIL else "") + sep.join(_escape(t) for t in prompt[-PROMPT_TAIL:])
     body = sep.join(_escape(t) for t in tokens)
     return (
         f'<div style="font-size:0.85rem;line-height:1.5;white-space:pre-wrap">'

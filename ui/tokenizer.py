@@ -44,7 +44,8 @@ def trained_bpe(
     text: str, vocab_size: int, split: bool = True, progress: Callable[[float, str], None] | None = None
 ) -> BPETokenizer:
     """BPE trained on `text` (pre-split with the GPT-2 regex when `split`), from the shared store
-    or trained now, reporting progress in [0, 1]."""
+    or trained now, reporting progress in [0, 1]. A short text that allows fewer merges gives a
+    smaller vocabulary (`vocab_size` says how big) instead of an error."""
     store, lock = _bpe_store()
     key = (text_digest(text), vocab_size, split)
     with lock:
@@ -57,7 +58,7 @@ def trained_bpe(
         if progress is not None and (m.rank % 25 == 0 or m.rank == n_merges - 1):
             progress((m.rank + 1) / n_merges, f"merge {m.rank + 1:,} / {n_merges:,}: count {m.count:,}")
 
-    tok = BPETokenizer(GPT2_PATTERN if split else None).train(text, vocab_size, callback=callback)
+    tok = BPETokenizer(GPT2_PATTERN if split else None).train(text, vocab_size, callback=callback, allow_fewer=True)
     with lock:
         if len(store) >= 16:  # keep memory bounded: forget the oldest
             store.pop(next(iter(store)))
@@ -154,6 +155,17 @@ def vocab_json(tok: Tokenizer) -> dict[str, str]:
 def comparison_frame(toks: dict[str, Tokenizer], text: str) -> pd.DataFrame:
     rows = [{"tokenizer": name, **encoding_stats(tok, text)} for name, tok in toks.items()]
     return pd.DataFrame(rows).set_index("tokenizer")
+
+
+def comparison_caption(frame: pd.DataFrame) -> str:
+    """What the side-by-side table shows on this text (which tokenizer is really longest)."""
+    longest, shortest = frame["tokens"].idxmax(), frame["tokens"].idxmin()
+    return (
+        f"On this text {shortest} gives the fewest tokens and {longest} the most. Word: largest vocabulary, loses "
+        "case and unseen words. Character: one token per character. BPE: lossless, and its sequence length "
+        "shrinks as the vocabulary grows (emoji and CJK cost several bytes, so a BPE sequence can outgrow the "
+        "character one)."
+    )
 
 
 def comparison_chart(frame: pd.DataFrame) -> go.Figure:

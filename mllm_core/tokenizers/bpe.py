@@ -264,10 +264,16 @@ class BPETokenizer(Tokenizer):
         text: str,
         vocab_size: int | None = None,
         callback: Callable[[Merge], None] | None = None,
+        allow_fewer: bool = False,
     ) -> BPETokenizer:
         """Learn `vocab_size - 256` merges from `text` (default vocab 512).
 
-        Raises ValueError for empty text, a vocab below 257, or more merges than the text allows.
+        Raises ValueError for empty text, a vocab below 257, or more merges than the text allows
+        (unless `allow_fewer`: then the vocabulary stops where the text does, and `vocab_size`
+        says how far that was).
+
+        >>> BPETokenizer().train("aaabdaaabac", 512, allow_fewer=True).vocab_size
+        263
         """
         vocab_size = 512 if vocab_size is None else int(vocab_size)
         if not text:
@@ -277,7 +283,7 @@ class BPETokenizer(Tokenizer):
         chunk_counts = Counter(to_bytes(c) for c in split_chunks(text, self.pattern))
         n_merges = vocab_size - N_BYTES
         merges, token_counts = train_merges(chunk_counts, n_merges, callback)
-        if len(merges) < n_merges:
+        if len(merges) < n_merges and not allow_fewer:
             raise ValueError(
                 f"this text allows only {len(merges)} merges (vocab_size up to {N_BYTES + len(merges)}): "
                 f"every adjacent pair is merged already; use more text or a smaller vocab_size than {vocab_size}"
