@@ -48,7 +48,7 @@ def default_page() -> AppTest:
 def test_the_default_counter_trains_in_the_background_without_blocking_the_page():
     at = opened()  # the first visit on this server (only this page starts the default counter)
     assert not errors(at), errors(at)
-    assert any("training once for the whole class" in c.value for c in at.caption)
+    assert any("one for the whole class" in c.value and "updates by itself" in c.value for c in at.caption)
     assert "Predicted next number" not in metrics(at)
     assert zoo.counter_job().join(120)
     assert metrics(run(at))["Predicted next number"] == "11"
