@@ -15,7 +15,6 @@ it like every other neural model, and `lm.TorchTextLM` wraps it for sampling and
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mllm_core.char_lstm import sample_text
+from mllm_core.char_lstm import sample_snapshots
 from mllm_core.lm import TorchTextLM
 from mllm_core.lm_train import TrainConfig, encode_split, fit
 from mllm_core.tokenizers.char import CharTokenizer
@@ -172,12 +171,7 @@ def mlp_target(text: str, config: MLPConfig | None = None, train: MLPTrainConfig
         def as_lm(module: nn.Module) -> TorchTextLM:
             return TorchTextLM(name, module, tokenizer, block_size=config.block_size, bos_id=bos)
 
-        def on_step(step: int, loss: float, val_loss: float | None) -> None:
-            if step > 0 and (step % train.sample_every == 0 or step == train.steps):
-                lm = as_lm(copy.deepcopy(model).eval())  # readers sample it while training goes on
-                ctx.publish(model=lm, sample=sample_text(lm, train, seed=train.seed + step), sample_step=step)
-
-        return as_lm(fit(model, data, config.block_size, train, ctx, on_step))
+        return as_lm(fit(model, data, config.block_size, train, ctx, sample_snapshots(ctx, model, as_lm, train)))
 
     return target
 

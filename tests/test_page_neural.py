@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from pagetest import errors, metrics, run
 from pagetest import opened as _opened
-from pagetest import run
 from streamlit.testing.v1 import AppTest
 
 from mllm_core import neural, zoo
@@ -18,14 +18,6 @@ PAGE = "pages/neural.py"
 
 def opened(**query) -> AppTest:
     return _opened(PAGE, **query)
-
-
-def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
 
 
 @pytest.fixture(scope="module")
