@@ -62,8 +62,9 @@ class MLPTrainConfig(TrainConfig):
     level: str = "char"  # "char" or "word" tokens
     max_vocab: int = 128  # keep the most frequent tokens; the rest become <unk> (words: raise it)
     max_chars: int | None = 1_000_000  # train on the first characters of the text (None: all of it)
-    sample_every: int = 250  # publish a fresh sample and model snapshot every this many steps
-    sample_len: int = 200  # tokens per sample
+    sample_every: int = 500  # publish a sample and model snapshot this often (token-by-token sampling is slow
+    # next to a training step of a model this small)
+    sample_len: int = 120  # tokens per sample
     sample_prompt: str = "The "  # what samples start from
     temperature: float = 0.8  # sampling temperature of the published samples
 
