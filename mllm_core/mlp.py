@@ -195,21 +195,37 @@ def token_group(token: str) -> str:
     return "consonant" if token.isalpha() else "other"
 
 
-def embedding_pca(lm: TorchTextLM) -> tuple[list[str], np.ndarray]:
-    """(tokens, (V, 2) coordinates): the rows of C projected on their two principal components.
+MAP_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789 .,"  # the characters the embedding map shows, as makemore's
 
-    The "nothing here" row is left out. PCA by SVD of the centred table, signs fixed so that the
-    largest coordinate of each axis is positive (the same picture on every run).
+
+def map_ids(lm: TorchTextLM, top: int = 150) -> list[int]:
+    """The ids the embedding map shows: for characters the lower-case letters, digits, space, full
+    stop and comma that the model knows (rare characters keep rows near their random start and
+    would hide the clusters); for words the `top` most frequent (a word vocabulary is sorted so).
     """
-    table = lm.module.C.weight.detach().float().cpu().numpy()[: lm.vocab_size]  # (V, n_embd)
+    if lm.tokenizer.kind == "char":
+        return [lm.tokenizer.stoi[c] for c in MAP_CHARACTERS if c in lm.tokenizer.stoi]
+    specials = {lm.tokenizer.unk_id, lm.tokenizer.pad_id, lm.tokenizer.bos_id, lm.tokenizer.eos_id}
+    return [i for i in range(lm.vocab_size) if i not in specials][:top]
+
+
+def embedding_pca(lm: TorchTextLM, ids: list[int] | None = None) -> tuple[list[str], np.ndarray]:
+    """(tokens, (N, 2) coordinates): the rows `ids` of C (default: every token, not the "nothing
+    here" row) projected on their own two principal components.
+
+    PCA by SVD of the centred rows, signs fixed so that the largest coordinate of each axis is
+    positive (the same picture on every run).
+    """
+    ids = list(range(lm.vocab_size)) if ids is None else ids
+    table = lm.module.C.weight.detach().float().cpu().numpy()[ids]  # (N, n_embd)
     centred = table - table.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    coords = centred @ vt[:2].T  # (V, 2)
+    coords = centred @ vt[:2].T  # (N, 2)
     if coords.shape[1] < 2:  # a 1-dimensional embedding: draw it on a line
         coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
     signs = np.sign(coords[np.abs(coords).argmax(axis=0), [0, 1]])
     coords = coords * np.where(signs == 0, 1, signs)
-    return [lm.tokenizer.id_to_token(i) for i in range(lm.vocab_size)], coords
+    return [lm.tokenizer.id_to_token(i) for i in ids], coords
 
 
 __all__ = [
@@ -219,6 +235,7 @@ __all__ = [
     "MLPTrainConfig",
     "build_tokenizer",
     "check_input",
+    "map_ids",
     "embedding_pca",
     "mlp_target",
 ]

@@ -123,6 +123,8 @@ with tab_mlp:
         st.caption(
             f"Showing the class default {zoo.MLP_NAME} ({zoo.origin(default.snapshot())}); train your own above."
         )
+        if default.snapshot().state != training.DONE:
+            live(default, lambda snap: None)  # poll until it is ready, then one rerun draws it
     if job is not None and job.snapshot().state == training.DONE and job.result is not None:
         register_model(job.result.name, job.result)
         st.success(f"“{job.result.name}” is now available in the Generation lab.")

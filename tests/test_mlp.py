@@ -10,7 +10,17 @@ import pytest
 import torch
 
 from mllm_core import corpora, lm_train, metrics, store
-from mllm_core.mlp import MLP, MLPConfig, MLPTrainConfig, check_input, embedding_pca, mlp_target, token_group
+from mllm_core.mlp import (
+    MAP_CHARACTERS,
+    MLP,
+    MLPConfig,
+    MLPTrainConfig,
+    check_input,
+    embedding_pca,
+    map_ids,
+    mlp_target,
+    token_group,
+)
 from mllm_core.training import TrainingJob
 
 
@@ -88,6 +98,10 @@ def test_the_embedding_map_is_the_pca_of_c():
     assert len(tokens) == lm.vocab_size == coords.shape[0]
     assert np.allclose(np.abs(coords), np.abs(reference), atol=1e-4)  # the same axes, up to their signs
     assert [token_group(t) for t in ("e", "t", "3", ".")] == ["vowel", "consonant", "digit", "other"]
+    ids = map_ids(lm)  # the map shows the letters, digits, space, full stop and comma the model knows
+    assert [lm.tokenizer.id_to_token(i) for i in ids] == sorted(set(TEXT) - {"\n"}, key=MAP_CHARACTERS.index)
+    shown, xy = embedding_pca(lm, ids)
+    assert np.allclose(np.abs(xy), np.abs(PCA(2).fit_transform(table[ids])), atol=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from mllm_core import neural, nll
-from mllm_core.mlp import embedding_pca, token_group
+from mllm_core.mlp import embedding_pca, map_ids, token_group
 from ui.common import MARGIN, loss_chart, show_token
 
 LAYOUT = dict(height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
@@ -239,13 +239,15 @@ def mlp_progress(snap, temperature: float) -> None:
         st.code(snap.artifacts["sample"], language=None, wrap_lines=True)
 
 
-def embedding_map(lm, top: int = 150) -> None:
-    """The PCA map of the model's embedding table (the first `top` tokens of its vocabulary)."""
-    tokens, coords = embedding_pca(lm)
-    st.plotly_chart(embedding_figure(tokens[:top], coords[:top]), key="nn_pca")
+def embedding_map(lm) -> None:
+    """The PCA map of the model's embedding table: its letters, digits and common punctuation
+    (characters), or its most frequent words."""
+    tokens, coords = embedding_pca(lm, map_ids(lm))
+    st.plotly_chart(embedding_figure(tokens, coords), key="nn_pca")
     st.caption(
         f"{lm.name}: each of its {lm.vocab_size:,} tokens is a row of C ({lm.module.config.n_embd} numbers), "
-        "learned only to predict the next token. Letters that behave alike (vowels, digits) end up close."
+        f"learned only to predict the next token; {len(tokens)} of them are drawn. Tokens that behave alike "
+        "(vowels, digits) end up close."
     )
 
 
