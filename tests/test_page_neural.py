@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from mllm_core import neural, zoo
 from ui.common import MODELS_KEY
+from ui.pages import PRESETS
 
 PAGE = "pages/neural.py"
 
@@ -119,3 +120,17 @@ def test_an_mlp_trains_live_and_is_offered_to_generation():
     lm = at.session_state[MODELS_KEY][name]
     assert lm.decode(lm.encode("the news")) == "the news"
     assert any("Sample at step 20" in m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p.path == PAGE], ids=lambda p: p.label[:30])
+def test_each_home_page_preset_sets_up_its_result(preset):
+    at = opened(**preset.query)
+    assert not errors(at), errors(at)
+    if preset.query.get("nn_k") == "1":  # the window limit: "L" is a coin toss between L and O
+        assert metrics(at)["After “L” it says"] in ("L", "O")
+        p = float(next(c.value for c in at.caption if c.value.startswith("with p = ")).removeprefix("with p = "))
+        assert abs(p - 0.5) < 0.02
+    elif preset.query.get("nn_lr") == "300.0":
+        assert any("higher than at the start" in i.value for i in at.info)
+    else:
+        assert metrics(at)["After “LL” it says"] == "O"
