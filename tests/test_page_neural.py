@@ -87,6 +87,12 @@ def test_gradient_descent_steps_and_says_when_it_diverges():
     at.button(key="nn_gd_step").click()
     run(at)
     assert '"Step 2:' in title(at)
+    at.button(key="nn_gd_play_btn").click()
+    run(at)
+    assert at.session_state["nn_gd_play"] and not at.button(key="nn_gd_pause").disabled
+    at.button(key="nn_gd_pause").click()
+    run(at)
+    assert not at.session_state["nn_gd_play"] and at.button(key="nn_gd_pause").disabled
     at.select_slider(key="nn_lr").set_value(1.0)
     run(at)
     assert '"Step 0:' in title(at)  # a new path starts again

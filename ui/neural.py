@@ -192,13 +192,14 @@ def gd_player(
     def step() -> None:
         state.nn_gd_i = min(state.nn_gd_i + 1, last)
 
-    def toggle() -> None:
-        state.nn_gd_play = not state.nn_gd_play and state.nn_gd_i < last
+    def play(playing: bool) -> None:
+        state.nn_gd_play = playing and state.nn_gd_i < last
 
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     c1.button("Step", key="nn_gd_step", on_click=step, disabled=state.nn_gd_i >= last, width="stretch")
-    c2.button("Pause" if state.nn_gd_play else "Play", key="nn_gd_toggle", on_click=toggle, width="stretch")
-    c3.button("Reset", key="nn_gd_reset", on_click=lambda: state.update(nn_gd_i=0, nn_gd_play=False), width="stretch")
+    c2.button("Play", key="nn_gd_play_btn", on_click=play, args=(True,), disabled=state.nn_gd_play, width="stretch")
+    c3.button("Pause", key="nn_gd_pause", on_click=play, args=(False,), disabled=not state.nn_gd_play, width="stretch")
+    c4.button("Reset", key="nn_gd_reset", on_click=lambda: state.update(nn_gd_i=0, nn_gd_play=False), width="stretch")
 
     @st.fragment(run_every=0.4 if state.nn_gd_play else None)
     def view() -> None:
