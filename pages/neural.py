@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from mllm_core import mlp, neural, nll, sampling, training, zoo
+from mllm_core import mlp, neural, nll, sampling, training
 from mllm_core.lm import check_prompt
 from ui import neural as ui
 from ui.common import corpus_picker, guard, live, page_header, register_model, training_controls
@@ -42,15 +42,8 @@ with tab_toy:
             best = int(np.argmax(probs))
             st.metric(f"After “{prompt[-window:]}” it says", run.letters[best])
             st.caption(f"with p = {probs[best]:.3f}")
-        st.subheader("Where a fixed window fails")
-        st.markdown(ui.WINDOW_LIMIT)
-        runs = {}
         with guard("Training the windows"):
-            runs = {f"k = {k}": ui.toy(neural.ToyConfig(text=text, window=k, steps=int(steps))) for k in (1, 2, 3)}
-        floors = {name: neural.loss_floor(text, r.config.window) for name, r in runs.items()}
-        if runs:
-            st.plotly_chart(ui.loss_figure({n: r.losses for n, r in runs.items()}, floors), key="nn_floor")
-            st.caption(" · ".join(f"{n}: trained {r.losses[-1]:.4f}, floor {floors[n]:.4f}" for n, r in runs.items()))
+            ui.window_limit(text, int(steps))
 
 with tab_loss:
     fox = nll.fox_sequences()
@@ -116,15 +109,7 @@ with tab_mlp:
         disabled=not usable,
     )  # fmt: skip
     live(job, lambda snap: ui.mlp_progress(snap, train.temperature))
-    model = job.latest() if job else None
-    default = None if model is not None else zoo.default_job(zoo.MLP_NAME)
-    if default is not None:
-        model = zoo.current_model(default, zoo.MLP_NAME)
-        st.caption(
-            f"Showing the class default {zoo.MLP_NAME} ({zoo.origin(default.snapshot())}); train your own above."
-        )
-        if default.snapshot().state != training.DONE:
-            live(default, lambda snap: None)  # poll until it is ready, then one rerun draws it
+    model = (job.latest() if job else None) or ui.class_default()
     if job is not None and job.snapshot().state == training.DONE and job.result is not None:
         register_model(job.result.name, job.result)
         st.success(f"“{job.result.name}” is now available in the Generation lab.")

@@ -10,9 +10,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from mllm_core import neural, nll
+from mllm_core import neural, nll, training, zoo
 from mllm_core.mlp import embedding_pca, map_ids, token_group
-from ui.common import MARGIN, loss_chart, show_token
+from ui.common import MARGIN, live, loss_chart, show_token
 
 LAYOUT = dict(height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
 GROUP_COLORS = {"vowel": "#d62728", "consonant": "#1f77b4", "digit": "#2ca02c", "other": "#7f7f7f"}
@@ -105,6 +105,26 @@ def loss_figure(losses: dict[str, list[float]], floors: dict[str, float]) -> go.
         title="Average loss (nats per letter) and the best any model could do", xaxis_title="step", **LAYOUT
     )
     return fig
+
+
+def window_limit(text: str, steps: int) -> None:
+    """Where a fixed window fails: the toy trained at k = 1, 2, 3 on `text`, each loss against its floor."""
+    st.subheader("Where a fixed window fails")
+    st.markdown(WINDOW_LIMIT)
+    runs = {f"k = {k}": toy(neural.ToyConfig(text=text, window=k, steps=steps)) for k in (1, 2, 3)}
+    floors = {name: neural.loss_floor(text, r.config.window) for name, r in runs.items()}
+    st.plotly_chart(loss_figure({n: r.losses for n, r in runs.items()}, floors), key="nn_floor")
+    st.caption(" · ".join(f"{n}: trained {r.losses[-1]:.4f}, floor {floors[n]:.4f}" for n, r in runs.items()))
+
+
+def class_default():
+    """The class default MLP (k=3) with a caption saying where it comes from; None until it is ready
+    (the view polls meanwhile and reruns the page once it is)."""
+    default = zoo.default_job(zoo.MLP_NAME)
+    st.caption(f"Showing the class default {zoo.MLP_NAME} ({zoo.origin(default.snapshot())}); train your own above.")
+    if default.snapshot().state != training.DONE:
+        live(default, lambda snap: None)
+    return zoo.current_model(default, zoo.MLP_NAME)
 
 
 def token_loss_frame(rows: list) -> pd.DataFrame:
