@@ -28,10 +28,11 @@ BENCH_MODEL = GPTConfig(block_size=64, n_layer=4, n_head=4, n_embd=128)  # the i
 WARM_STEPS = 3  # steps excluded from both timings (first-call allocations, lazy imports)
 
 
-def _plain_loop(train_ids: torch.Tensor, config: GPTConfig, train: GPTTrainConfig, device: str) -> float:
-    """Seconds for steps WARM_STEPS+1 .. train.steps of a bare loop, as in nanoGPT's train.py."""
+def plain_loop(train_ids: torch.Tensor, make_model, block_size: int, train, device: str) -> float:
+    """Seconds for steps WARM_STEPS+1 .. train.steps of a bare loop, as in nanoGPT's train.py, on
+    `make_model()` (seeded with `train.seed`) and the trainer's batches of `block_size` tokens."""
     torch.manual_seed(train.seed)
-    model = GPT(config).to(device)
+    model = make_model().to(device)
     train_ids = train_ids.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     gen = torch.Generator().manual_seed(train.seed)
@@ -39,7 +40,7 @@ def _plain_loop(train_ids: torch.Tensor, config: GPTConfig, train: GPTTrainConfi
     for step in range(1, train.steps + 1):
         if step == WARM_STEPS + 1:
             t0 = time.perf_counter()
-        x, y = get_batch(train_ids, train.batch_size, config.block_size, gen)
+        x, y = get_batch(train_ids, train.batch_size, block_size, gen)
         with autocast(device):
             _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
@@ -50,9 +51,9 @@ def _plain_loop(train_ids: torch.Tensor, config: GPTConfig, train: GPTTrainConfi
     return time.perf_counter() - t0
 
 
-def _job(text: str, config: GPTConfig, train: GPTTrainConfig, device: str) -> float:
+def timed_job(target, device: str) -> float:
     """Seconds from the job's report of step WARM_STEPS to the end of its thread (final checkpoint included)."""
-    job = training.TrainingJob(gpt_target(text, config, train), name="bench-transformer", device=device).start()
+    job = training.TrainingJob(target, name="bench-trainer", device=device).start()
     try:
         while job.snapshot().step < WARM_STEPS or "loss" not in job.snapshot().history:
             if job.snapshot().finished:
@@ -67,7 +68,6 @@ def _job(text: str, config: GPTConfig, train: GPTTrainConfig, device: str) -> fl
 
 @benchmark("transformer_trainer")
 def transformer_trainer(quick: bool, device: str = "cpu") -> Result:
-    threads = training.configure_torch_threads()
     device = training.resolve_device(device)
     text = corpora.load(corpora.DEFAULT).text
     steps = 12 if quick else 100
@@ -76,15 +76,28 @@ def transformer_trainer(quick: bool, device: str = "cpu") -> Result:
     tokenizer = build_tokenizer(text, train)
     config = GPTConfig(**{**BENCH_MODEL.__dict__, "vocab_size": tokenizer.vocab_size})
     train_ids = encode_split(text, tokenizer, train.val_fraction, config.block_size).train
-    tokens = (steps - WARM_STEPS) * train.batch_size * config.block_size
+    notes = f"{config.n_layer} layers, {config.n_head} heads, {config.n_embd} dims, char tokens (V={config.vocab_size})"
+    return trainer_vs_plain_loop(
+        lambda: GPT(config), gpt_target(text, config, train), train_ids, config.block_size, train, device, quick, notes
+    )
+
+
+def trainer_vs_plain_loop(
+    make_model, target, train_ids: torch.Tensor, block_size: int, train, device: str, quick: bool, notes: str
+) -> Result:
+    """Tokens/s of the job running `target` against `plain_loop` on `make_model()`, best of 3 runs each
+    (1 when `quick`), alternating; `notes` describes the model."""
+    threads = training.configure_torch_threads()
+    tokens = (train.steps - WARM_STEPS) * train.batch_size * block_size
     plain, ours = float("inf"), float("inf")
     for _ in range(1 if quick else 3):  # alternate, keep the best of each (the host is noisy)
         # the plain loop runs in a worker thread too, as TrainingJob runs its loop: on an
         # oversubscribed host torch ran it 4-8x slower in the main thread than in a worker
-        plain = min(
-            plain, training.run_sync(lambda ctx: _plain_loop(train_ids, config, train, device), name="bench-plain-loop")
+        seconds = training.run_sync(
+            lambda ctx: plain_loop(train_ids, make_model, block_size, train, device), name="bench-plain-loop"
         )
-        ours = min(ours, _job(text, config, train, device))
+        plain = min(plain, seconds)
+        ours = min(ours, timed_job(target, device))
     return Result(
         value=tokens / ours,
         unit="tokens/s",
@@ -92,8 +105,7 @@ def transformer_trainer(quick: bool, device: str = "cpu") -> Result:
         peer_value=tokens / plain,
         goal=">= 0.95x peer",
         notes=(
-            f"{config.n_layer} layers, {config.n_head} heads, {config.n_embd} dims, block {config.block_size}, "
-            f"batch {train.batch_size}, char tokens (V={config.vocab_size}), {steps} steps, eval every "
+            f"{notes}, block {block_size}, batch {train.batch_size}, {train.steps} steps, eval every "
             f"{train.eval_every} ({train.eval_batches} batches), "
             + (training.describe_device(device) if device != "cpu" else f"{threads} torch threads")
             + ", both in worker threads"

@@ -105,6 +105,23 @@ def sample_text(lm: TorchTextLM, train: CharLSTMTrainConfig, seed: int | None = 
     return prompt + "".join(step.token for step in steps)
 
 
+def sample_snapshots(ctx, model: nn.Module, as_lm, train: CharLSTMTrainConfig):
+    """`lm_train.fit`'s callback that publishes `model` (a `TorchTextLM` copy), `sample` and
+    `sample_step` every `train.sample_every` steps and at the last one (the MLP's loop uses it too).
+
+    `as_lm(module) -> TorchTextLM` wraps a copy of the training module with its tokenizer.
+    """
+
+    def on_step(step: int, loss: float, val_loss: float | None) -> None:
+        if step > 0 and (step % train.sample_every == 0 or step == train.steps):
+            lm = as_lm(copy.deepcopy(model).eval())  # readers sample it while training goes on
+            ctx.publish(
+                model=lm, model_step=step, sample=sample_text(lm, train, seed=train.seed + step), sample_step=step
+            )
+
+    return on_step
+
+
 def char_lstm_target(
     text: str,
     config: CharLSTMConfig | None = None,
@@ -136,13 +153,6 @@ def char_lstm_target(
         def as_lm(module: nn.Module) -> TorchTextLM:
             return TorchTextLM(name, module, tokenizer, block_size=config.block_size, bos_id=bos_id)
 
-        def on_step(step: int, loss: float, val_loss: float | None) -> None:
-            if step > 0 and (step % train.sample_every == 0 or step == train.steps):
-                lm = as_lm(copy.deepcopy(model).eval())  # readers sample it while training goes on
-                ctx.publish(
-                    model=lm, model_step=step, sample=sample_text(lm, train, seed=train.seed + step), sample_step=step
-                )
-
-        return as_lm(fit(model, data, config.block_size, train, ctx, on_step))
+        return as_lm(fit(model, data, config.block_size, train, ctx, sample_snapshots(ctx, model, as_lm, train)))
 
     return target

@@ -5,7 +5,7 @@ version number, and loading never unpickles code: weights go through `torch.save
 back with `torch.load(weights_only=True)` (tensors, numbers, strings, lists and dicts only),
 count tables are `.npz` arrays read with `allow_pickle=False`, everything else is JSON.
 
-- a torch language model (`lm.TorchTextLM` around a `transformer.GPT` or a `char_lstm.CharLSTM`):
+- a torch language model (`lm.TorchTextLM` around a `transformer.GPT`, a `char_lstm.CharLSTM` or an `mlp.MLP`):
   `save_torch_lm(lm, folder)` writes `model.json` (family, config, name, block size, bos id),
   `weights.pt` (the state dict) and `tokenizer.json` + its readable `tokenizer.vocab`;
 - the counting RNN (`rnn.SequenceModel`): `save_sequence_model` (cell, sizes, state dict);
@@ -136,7 +136,7 @@ def folder_size(folder: str | Path) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Torch language models: a GPT or a char-LSTM with its tokenizer
+# Torch language models: a GPT, a char-LSTM or an MLP with its tokenizer
 
 TORCH_LM = "llm-playground/torch-lm"
 
@@ -144,16 +144,18 @@ TORCH_LM = "llm-playground/torch-lm"
 def _families() -> dict[str, tuple[type, type, Callable]]:
     """family -> (module class, config class, build(config, vocab_size) -> module)."""
     from mllm_core.char_lstm import CharLSTM, CharLSTMConfig
+    from mllm_core.mlp import MLP, MLPConfig
     from mllm_core.transformer import GPT, GPTConfig
 
     return {
         "gpt": (GPT, GPTConfig, lambda config, vocab_size: GPT(config)),
         "char-lstm": (CharLSTM, CharLSTMConfig, lambda config, vocab_size: CharLSTM(config, vocab_size)),
+        "mlp": (MLP, MLPConfig, lambda config, vocab_size: MLP(config, vocab_size)),
     }
 
 
 def save_torch_lm(lm, folder: str | Path) -> Path:
-    """Write `lm` (a `TorchTextLM` around a GPT or a CharLSTM) into `folder` (created if needed).
+    """Write `lm` (a `TorchTextLM` around a GPT, a CharLSTM or an MLP) into `folder` (created if needed).
 
     model.json: format, version, family, the module's config, vocab_size, name, block_size,
     bos_id; weights.pt: the state dict; tokenizer.json and tokenizer.vocab: `tokenizer.save`.

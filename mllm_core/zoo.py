@@ -1,11 +1,11 @@
 """The default models every session shares: one ladder of families on one corpus, trained once.
 
-n-gram (n = 1..5, characters, Kneser-Ney), a char-LSTM and a small transformer all learn from
-the same training split of the same corpus and are scored on the same validation text, so the
-Generation lab can sample them side by side and rank them by bits per character. Each default
+n-gram (n = 1..5, characters, Kneser-Ney), an MLP reading 3 characters, a char-LSTM and a small
+transformer all learn from the same training split of the same corpus and are scored on the same
+validation text, so the Generation lab can sample them side by side and rank them by bits per character. Each default
 is a `training.shared_job`: the first session that asks starts it, every later session (a
-classroom of 30) reads the same job. Sibling modules train one family each (`ngram`, `rnn`,
-`transformer`); this one only chooses their small default settings and scores the results
+classroom of 30) reads the same job. Sibling modules train one family each (`ngram`, `mlp`,
+`char_lstm`, `transformer`); this one only chooses their small default settings and scores the results
 with `metrics.evaluate`.
 
 Every default is kept on disk once trained (`store`, in the cache), and a later process loads
@@ -40,12 +40,15 @@ log = logging.getLogger(__name__)
 
 NGRAM_ORDERS = (1, 2, 3, 4, 5)
 NGRAM_NAMES = tuple(f"{n}-gram" for n in NGRAM_ORDERS)
+MLP_WINDOW = 3  # the MLP default reads the last 3 characters, as makemore's
+MLP_NAME = f"MLP (k={MLP_WINDOW})"
 LSTM_NAME = "char-LSTM"
 GPT_NAME = "transformer"
 BASELINE_NAME = "uniform (baseline)"
-NAMES = (BASELINE_NAME, *NGRAM_NAMES, LSTM_NAME, GPT_NAME)  # the defaults, simplest first
+NAMES = (BASELINE_NAME, *NGRAM_NAMES, MLP_NAME, LSTM_NAME, GPT_NAME)  # the defaults, simplest first
 FAMILIES = {
     **dict.fromkeys(NGRAM_NAMES, "n-gram"),
+    MLP_NAME: "MLP",
     LSTM_NAME: "RNN",
     GPT_NAME: "transformer",
     BASELINE_NAME: "baseline",
@@ -249,6 +252,14 @@ def _baseline_trainer(text: str, config: ZooConfig):
     return target
 
 
+def _mlp_trainer(text: str, config: ZooConfig):
+    from mllm_core.mlp import mlp_target
+
+    model, train = mlp_configs(config)
+    inner = mlp_target(text, model, train, name=MLP_NAME)
+    return lambda ctx: {MLP_NAME: inner(ctx)}
+
+
 def _lstm_trainer(text: str, config: ZooConfig):
     from mllm_core.char_lstm import char_lstm_target
 
@@ -263,6 +274,17 @@ def _gpt_trainer(text: str, config: ZooConfig):
     model, train = gpt_configs(config)
     inner = gpt_target(text, model, train, name=GPT_NAME)
     return lambda ctx: {GPT_NAME: inner(ctx)}
+
+
+def mlp_configs(config: ZooConfig) -> tuple[Any, Any]:
+    """The default MLP's (`MLPConfig`, `MLPTrainConfig`): makemore's sizes, 3,000 steps (about 30 s)."""
+    from mllm_core.mlp import MLPConfig, MLPTrainConfig
+
+    if config.tiny:
+        return MLPConfig(window=MLP_WINDOW, hidden=16, block_size=16), MLPTrainConfig(
+            batch_size=8, steps=20, eval_every=10, sample_every=10, sample_len=20, max_chars=None
+        )
+    return MLPConfig(window=MLP_WINDOW), MLPTrainConfig(max_chars=None)
 
 
 def lstm_configs(config: ZooConfig) -> tuple[Any, Any]:
@@ -335,6 +357,7 @@ _GROUPS: dict[str, _Group] = {  # one job per group
     "n-gram": _Group(
         _ngram_trainer, NGRAM_NAMES, lambda c: (NGRAM_ORDERS, "char", "kneser-ney"), _save_ngrams, _load_ngrams
     ),
+    "MLP": _Group(_mlp_trainer, (MLP_NAME,), mlp_configs, *_torch_io(MLP_NAME)),
     "char-LSTM": _Group(_lstm_trainer, (LSTM_NAME,), lstm_configs, *_torch_io(LSTM_NAME)),
     "transformer": _Group(_gpt_trainer, (GPT_NAME,), gpt_configs, *_torch_io(GPT_NAME)),
 }
@@ -393,7 +416,7 @@ def _whole_text(ev: Evaluation, model: TextLM, config: ZooConfig) -> Evaluation:
 
 
 def ladder_default(group: str, config: ZooConfig | None = None) -> Default:
-    """The Generation lab's default for a group of the ladder ("baseline", "n-gram", "char-LSTM", "transformer")."""
+    """The Generation lab's default for a group of the ladder ("baseline", "n-gram", "MLP", "char-LSTM", "transformer")."""
     config = config or default_config()
     g = _GROUPS[group]
     return Default(
@@ -422,7 +445,8 @@ def current_model(job: training.TrainingJob, name: str) -> TextLM | None:
     models = job.latest("models") or {}
     if name in models:
         return models[name]
-    return job.snapshot().artifacts.get("model") if _GROUP_OF.get(name) in ("char-LSTM", "transformer") else None
+    neural = _GROUP_OF.get(name) in ("MLP", "char-LSTM", "transformer")
+    return job.snapshot().artifacts.get("model") if neural else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -543,7 +567,7 @@ def counter_job() -> training.TrainingJob:
 
 
 def defaults(config: ZooConfig | None = None) -> list[Default]:
-    """Every class-wide default: the Generation ladder's four jobs, then the labs' three."""
+    """Every class-wide default: the Generation ladder's five jobs, then the labs' three."""
     return [ladder_default(group, config) for group in _GROUPS] + [
         attention_default(),
         embeddings_default(),
@@ -554,7 +578,7 @@ def defaults(config: ZooConfig | None = None) -> list[Default]:
 @dataclass(frozen=True)
 class LeaderboardRow:
     name: str
-    family: str  # n-gram, RNN, transformer, baseline
+    family: str  # n-gram, MLP, RNN, transformer, baseline
     state: str  # the job's state
     evaluation: Evaluation | None  # None until the model is trained and scored
 

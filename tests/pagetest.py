@@ -26,3 +26,13 @@ def page(path: str, timeout: float = 120, **query) -> AppTest:
 def opened(path: str, **query) -> AppTest:
     """`page(...)`, run once."""
     return run(page(path, **query))
+
+
+def errors(at: AppTest) -> list[str]:
+    """The texts of the page's `st.error` boxes."""
+    return [e.value for e in at.error]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    """The page's `st.metric`s, label -> value."""
+    return {m.label: m.value for m in at.metric}

@@ -150,7 +150,7 @@ def leaderboard_style(frame: pd.DataFrame):
 def leaderboard_chart(rows: list[LeaderboardRow]) -> go.Figure:
     """Horizontal bars of bits per character (lower is better) for the scored models."""
     scored = [r for r in rows if r.evaluation is not None and math.isfinite(r.bits_per_char)]
-    palette = {"baseline": "#94A3B8", "n-gram": "#F59E0B", "RNN": "#10B981", "transformer": "#4F46E5"}
+    palette = {"baseline": "#94A3B8", "n-gram": "#F59E0B", "MLP": "#EC4899", "RNN": "#10B981", "transformer": "#4F46E5"}
     fig = go.Figure(
         go.Bar(
             y=[r.name for r in scored],

@@ -31,6 +31,13 @@ LABS = [
         "Language modelling as counting: conditional probabilities, sampling, smoothing, perplexity.",
     ),
     Lab(
+        "pages/neural.py",
+        "Neural net",
+        ":material/hub:",
+        "Networks",
+        "From counting to a network: the HELLO toy, the loss, gradient descent you can watch, an MLP language model.",
+    ),
+    Lab(
         "pages/embeddings.py",
         "Embeddings",
         ":material/scatter_plot:",
@@ -82,6 +89,17 @@ PRESETS = [
         "pages/ngram.py",
         "The fox table: p(quick | The) = 0.5, by counting",
         {"ng_corpus": "fox", "ng_tab": "The fox example"},
+    ),
+    Preset("pages/neural.py", "A network learns HELLO: “HE” → L, “HELL” → O", {"nn_tab": "HELLO toy", "nn_k": "2"}),
+    Preset(
+        "pages/neural.py",
+        "A 1-letter window cannot learn HELLO: its loss floor is ln 2 / 2",
+        {"nn_tab": "HELLO toy", "nn_k": "1", "nn_ask": "HEL"},
+    ),
+    Preset(
+        "pages/neural.py",
+        "Gradient descent diverges when the learning rate is too large",
+        {"nn_tab": "Gradient descent", "nn_lr": "300.0"},
     ),
     Preset("pages/rnn.py", "An RNN that counts: 7 8 9 10 → 11", {"rnn_seq": "7 8 9 10"}),
     Preset("pages/rnn.py", "RNN vs LSTM: counting accuracy by training length", {"rnn_tab": "Length experiment"}),
