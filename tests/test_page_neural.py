@@ -109,7 +109,7 @@ def test_the_mlp_tab_shows_the_default_and_explains_a_short_text():
     assert any("PCA" in c.proto.spec for c in at.get("plotly_chart"))
     at.text_input(key="nn_prompt").set_value("The ☃")
     run(at)
-    assert any("never saw" in e for e in errors(at)), errors(at)
+    assert any("never saw" in c.value for c in at.caption)  # read as <unk>, named in a note (issue 19, item 13)
 
 
 def test_an_mlp_trains_live_and_is_offered_to_generation():
