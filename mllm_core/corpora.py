@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -334,10 +335,14 @@ def embedded_names() -> list[str]:
     return list(_EMBEDDED)
 
 
+_parse_lock = threading.Lock()  # two threads asking for the same embedded corpus parse it once
+
+
 def load(name: str = DEFAULT, progress: ProgressFn | None = None) -> Corpus:
     """Load a corpus by name. Embedded ones are parsed once per process and cached."""
     if name in _EMBEDDED:
-        return _EMBEDDED[name]()
+        with _parse_lock:
+            return _EMBEDDED[name]()
     if name in ONLINE:
         return load_online(name, progress)
     raise CorpusError(f"Unknown corpus {name!r}; choose one of {', '.join(names())}.")

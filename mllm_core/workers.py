@@ -101,7 +101,8 @@ def serve(commands: Connection, updates: Connection) -> None:
     """A worker's life: run the jobs the server sends, report their progress, exit on EOF."""
     os.nice(training.TRAIN_NICE)  # before any thread exists: torch's pool threads inherit it
     training.warm_up_torch()
-    corpora.load(corpora.DEFAULT)  # parsed once per worker (seconds), before a student's first job needs it
+    # the default corpus, read (or parsed) while the worker waits for its first job, which needs it
+    threading.Thread(target=corpora.load, name="mllm-preload", daemon=True).start()
     manager = training.JobManager(max_running=1)
     jobs: dict[int, training.TrainingJob] = {}
     lock = threading.Lock()
@@ -166,8 +167,8 @@ def _report_loop(jobs: dict, lock: threading.Lock, send) -> None:
             closing = closing or jobs.get(-1, 0) is None
             items = [(k, j) for k, j in jobs.items() if k >= 0]
         for job_id, job in items:
-            finished = not job.alive and job._thread is not None
             snap, points = job.changes(sent.setdefault(job_id, {}))
+            finished = snap.finished and not job.alive  # its thread has ended: the result is final
             before = shown.setdefault(job_id, {})
             changed = {k: v for k, v in snap.artifacts.items() if before.get(k) is not v}
             head = (snap.state, snap.step, snap.total_steps)
@@ -181,13 +182,14 @@ def _report_loop(jobs: dict, lock: threading.Lock, send) -> None:
                     log.warning("artifact %r of %s cannot be sent: %s", key, job.name, exc)
                 before[key] = value
             result, error = None, snap.error
-            if finished and snap.state == DONE:
+            if finished and job.result is not None:  # (a run stopped early may have one too)
                 try:
                     result = dumps(job.result)
                 except Exception as exc:  # noqa: BLE001
                     error = f"the result cannot leave the worker: {type(exc).__name__}: {exc}"
+            state = snap.state if finished or not snap.finished else RUNNING  # "done" goes with the result
             fields = dict(
-                state=FAILED if error and snap.state == DONE else snap.state,
+                state=FAILED if error and state == DONE else state,
                 step=snap.step,
                 total_steps=snap.total_steps,
                 elapsed=snap.elapsed,
