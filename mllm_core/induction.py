@@ -94,7 +94,7 @@ def token_stream(n_tokens: int, min_half: int, half: int, vocab_size: int, gener
 
     >>> s = token_stream(12, 2, 2, 5, torch.Generator().manual_seed(0))
     >>> s.tolist()
-    [4, 4, 4, 4, 3, 4, 3, 4, 0, 4, 0, 4]
+    [4, 3, 4, 3, 3, 4, 3, 4, 3, 2, 3, 2]
     """
     pieces, total = [], 0
     while total < n_tokens:
@@ -131,6 +131,13 @@ class AttentionOnlyGPT(GPT):
     """
 
     block_class = AttentionBlock
+
+    def __init__(self, config: GPTConfig):
+        super().__init__(config)
+        # Its own unembedding: tied to the embedding, the direct path (no MLP to bend it) would predict
+        # the current token again, a bias every head must first undo.
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        nn.init.normal_(self.lm_head.weight, mean=0.0, std=0.02)
 
     def init_args(self) -> tuple:
         return (self.config,)
@@ -249,7 +256,9 @@ class InductionRun:
 
 
 def label(config: InductionConfig) -> str:
-    """>>> label(InductionConfig(n_layer=1))
+    """The name a model goes by on the page.
+
+    >>> label(InductionConfig(n_layer=1))
     '1-layer'
     """
     return f"{config.n_layer}-layer"

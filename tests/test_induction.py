@@ -63,7 +63,9 @@ def test_the_attention_only_model_is_a_gpt_without_mlps():
     model = AttentionOnlyGPT(config)
     names = [n for n, _ in model.named_parameters()]
     assert not any("mlp" in n or "ln_2" in n for n in names)
-    assert model.num_params() == GPT(config).num_params() - 2 * (8 * 32 + 32 + 32 * 8 + 8 + 2 * 8)
+    mlps = 2 * (8 * 32 + 32 + 32 * 8 + 8 + 2 * 8)  # c_fc, c_proj and ln_2 of both blocks
+    assert model.num_params() == GPT(config).num_params() - mlps + 13 * 8  # plus its own (untied) unembedding
+    assert model.lm_head.weight is not model.wte.weight
     rebuilt = type(model)(*model.init_args())
     assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in model.parameters()]
     idx = torch.randint(13, (3, 10))
