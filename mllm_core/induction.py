@@ -39,15 +39,18 @@ from mllm_core.transformer import GPT, CausalSelfAttention, GPTConfig
 @dataclass(frozen=True)
 class InductionConfig:
     vocab_size: int = 64  # random tokens are drawn from this many; the unpredictable loss is log V = 4.16 nats
-    half: int = 16  # length of a probe sequence's first half; the model's context is 2 x half
-    min_half: int = 6  # training segments are half..min_half tokens long: no fixed offset finds the copy
+    half: int = 10  # length of a probe sequence's first half; the model's context is 2 x half
+    min_half: int = 3  # training segments are min_half..half tokens long: no fixed offset finds the copy
     n_layer: int = 2  # 2 layers can form an induction head; the page trains a 1-layer twin beside it
     n_head: int = 4  # heads per layer
     n_embd: int = 64  # width of the residual stream
-    steps: int = 1200  # updates; the phase change comes near step 300-500 with these settings
+    pos_encoding: str = (
+        "sinusoidal"  # fixed clocks: "look one token back" is one linear map (learned: no head in 6000 steps)
+    )
+    steps: int = 6000  # updates; the phase change comes near step 2500 with these settings
     batch_size: int = 32  # windows per update
     lr: float = 3e-3  # AdamW's learning rate
-    eval_every: int = 25  # steps between probes of the repeated-half loss and the induction scores
+    eval_every: int = 50  # steps between probes of the repeated-half loss and the induction scores
     probes: int = 128  # probe sequences (first half random, second half its copy) for every measurement
     train_tokens: int = 200_000  # length of the token stream windows are cut from
     seed: int = 0  # data, initialisation and batch order
@@ -68,7 +71,9 @@ class InductionConfig:
         return 2 * self.half
 
     def gpt_config(self) -> GPTConfig:
-        return GPTConfig(self.vocab_size, self.block_size, self.n_layer, self.n_head, self.n_embd)
+        return GPTConfig(
+            self.vocab_size, self.block_size, self.n_layer, self.n_head, self.n_embd, pos_encoding=self.pos_encoding
+        )
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(self.steps, self.batch_size, self.lr, eval_every=self.eval_every, seed=self.seed)
@@ -138,6 +143,8 @@ class AttentionOnlyGPT(GPT):
         # the current token again, a bias every head must first undo.
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         nn.init.normal_(self.lm_head.weight, mean=0.0, std=0.02)
+        if config.pos_encoding == "sinusoidal":  # tokens on the scale of the sinusoids (±1), not 50x below them,
+            nn.init.normal_(self.wte.weight, mean=0.0, std=1.0)  # or LayerNorm would leave little but position
 
     def init_args(self) -> tuple:
         return (self.config,)

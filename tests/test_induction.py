@@ -1,12 +1,14 @@
 """Induction heads: the data, the score on hand-built attention, the model, and a seeded run that must learn."""
 
 import math
+import os
+from dataclasses import replace
 
 import pytest
 import torch
 from torch.nn import functional as F
 
-from mllm_core import induction
+from mllm_core import induction, store, training, zoo
 from mllm_core.induction import AttentionOnlyGPT, InductionConfig
 from mllm_core.transformer import GPT, GPTConfig
 
@@ -98,3 +100,47 @@ def test_position_losses_match_cross_entropy_computed_by_hand():
 def test_bad_settings_get_a_clear_message(kwargs, message):
     with pytest.raises(ValueError, match=message):
         InductionConfig(**kwargs)
+
+
+def check_acceptance(two: induction.InductionRun, one: induction.InductionRun) -> None:
+    """The issue's numbers: the 2-layer model solves the repeated half with an induction head, the 1-layer cannot."""
+    log_v = math.log(two.config.vocab_size)
+    assert two.final.repeat_loss < 0.1 * log_v, two.final
+    layer, _, score = two.best_head
+    assert score > 0.5 and layer == 1  # an induction head needs the layer before it
+    assert max(max(row) for row in two.checkpoints[0].scores) < 0.2  # at initialisation no head looks there
+    assert two.phase_change is not None and one.phase_change is None
+    assert one.final.repeat_loss > 0.5 * log_v, one.final
+    assert abs(two.final.first_loss - log_v) < 0.3  # the first half stays unpredictable
+    half = two.config.half
+    assert sum(two.position_loss[half:]) / (half - 1) == pytest.approx(two.final.repeat_loss, abs=1e-3)
+
+
+def test_the_shipped_default_meets_the_acceptance_numbers(monkeypatch):
+    """The default the page shows (trained once by `python -m mllm_core.zoo build --out models`)."""
+    monkeypatch.setenv("MLLM_ZOO_TINY", "0")
+    default = zoo.induction_default()
+    record = store.load_record(store.BUNDLED_MODELS / default.artefact / "record.json")
+    runs, _ = default.load(store.BUNDLED_MODELS / default.artefact, record.extras)
+    assert runs["2-layer"].config == InductionConfig()
+    check_acceptance(runs["2-layer"], runs["1-layer"])
+
+
+def test_a_short_seeded_run_learns_to_copy_but_forms_no_head_yet():
+    """A few seconds of the default recipe: before the phase change (near step 2500) the 2-layer model only
+    boosts tokens it has seen (repeated half below log V, first half above it); the 1-layer one the same."""
+    training.configure_torch_threads()  # one thread, as in a job (conftest)
+    config = replace(InductionConfig(), steps=300, eval_every=100, probes=32, train_tokens=20_000)
+    runs = [induction.train_induction(replace(config, n_layer=n))[0] for n in (2, 1)]
+    for run in runs:
+        assert run.final.repeat_loss < run.checkpoints[0].repeat_loss - 0.1
+        assert run.final.repeat_loss > 0.5 * run.log_v and run.phase_change is None
+        assert run.best_head[2] < 0.5
+
+
+@pytest.mark.skipif(not os.environ.get("MLLM_LONG_TESTS"), reason="long: set MLLM_LONG_TESTS=1 (two 6000-step runs)")
+def test_long_the_default_recipe_forms_an_induction_head_from_scratch():
+    """Retrains what the shipped default holds (minutes on one core) and checks the same numbers."""
+    training.configure_torch_threads()
+    runs = training.run_sync(induction.induction_target(InductionConfig()))
+    check_acceptance(runs["2-layer"], runs["1-layer"])
