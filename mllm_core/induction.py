@@ -343,7 +343,7 @@ def induction_target(config: InductionConfig | None = None, layers: tuple[int, .
 
 @torch.no_grad()
 def loss_by_position(
-    module: nn.Module, ids: torch.Tensor, block_size: int, n_windows: int = 64, seed: int = 0
+    module: nn.Module, ids: torch.Tensor, block_size: int, n_windows: int = 512, seed: int = 0
 ) -> list[float]:
     """Mean loss at each position 0..block_size-1 of `n_windows` seeded windows of `ids` (N,): how well
     a language model predicts the next token after seeing t tokens of context."""
