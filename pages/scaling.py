@@ -36,15 +36,17 @@ with own_tab:
     st.markdown("Pick at least 4 sizes; the law is fitted on all but the largest, which it then predicts.")
     corpus = common.corpus_picker("sc")
     own = view.ladder_settings()
+    fits = False
+    if own is not None and corpus is not None:
+        with common.guard("Checking the corpus"):
+            scaling.check_text(corpus.text, own)
+            fits = True
     job = common.training_controls(
         "sc",
         lambda: training.spec(scaling.ladder_target, corpus.ref(), own),
         label="Train the ladder",
-        disabled=corpus is None or own is None,
+        disabled=not fits,
     )
-    if own is not None and corpus is not None:
-        with common.guard("Checking the corpus"):
-            scaling.check_text(corpus.text, own)
     if job is not None:
         common.live(job, lambda s: view.ladder(s, own or config, "sc_own"))
 

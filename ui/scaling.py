@@ -107,11 +107,12 @@ def prediction_caption(result: LadderResult) -> str:
 
 
 TOY_SCALE = (
-    "**Where toy scale bends the law.** Every model here sees the same 600 steps, so the larger ones stop "
-    "further from what they could reach (Kaplan's L(N) is for models trained to convergence): the top of the "
-    "ladder curves up, and α comes out smaller than the paper's 0.076 would suggest only by accident of that "
-    "budget, not of the text. The smallest models are close to a bigram table, where extra width buys little. "
-    "And L∞ is fitted from five points, so it is loose: read it as a floor, not the text's entropy."
+    "**Where toy scale bends the law.** Every model trains for the same number of steps, so the larger ones stop "
+    "further from what they could reach (Kaplan's L(N) is for models trained to convergence): the top of the ladder "
+    "flattens, and the largest model lands worse than the law fitted on the smaller ones predicted. The smallest "
+    "models are little more than a table of character pairs. L∞ and α come from a handful of points at one budget "
+    "and move with it: read L∞ as a floor for these models at this budget, not as the entropy of the text, and "
+    "α (about 0.5 for the default ladder) as this ladder's slope, not comparable with the paper's 0.076."
 )
 
 
