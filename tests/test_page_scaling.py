@@ -66,7 +66,7 @@ def test_a_ladder_of_three_or_zero_steps_is_explained_and_cannot_start(page):
 
 def test_a_corpus_too_small_for_the_context_gets_a_clear_message(page):
     page.selectbox(key="sc_corpus").set_value("fox").run()
-    assert any("too small for this ladder" in e and "context of 33" in e for e in errors(page))
+    assert any("too small for this ladder" in e and "context of 65" in e for e in errors(page))
     assert page.button(key="sc_start").disabled
 
 

@@ -146,8 +146,8 @@ def ladder_settings() -> LadderConfig | None:
     default = list(labels)[:5]
     picked = st.multiselect("Models of the ladder", list(labels), default=default, key="sc_rungs")
     c1, c2, c3 = st.columns(3)
-    steps = c1.number_input("Steps per model", 0, 5_000, 200, step=50, key="sc_steps")
-    block = c2.selectbox("Context (block size)", [16, 32, 64, 128], index=1, key="sc_block")
+    steps = c1.number_input("Steps per model", 0, 5_000, 600, step=50, key="sc_steps")
+    block = c2.selectbox("Context (block size)", [16, 32, 64, 128], index=2, key="sc_block")
     batch = c3.selectbox("Batch size", [8, 16, 32], index=1, key="sc_batch")
     rungs = tuple(sorted((labels[p] for p in picked), key=lambda r: scaling.RUNG_CHOICES.index(r)))
     with common.guard("The ladder's settings"):
