@@ -214,19 +214,20 @@ def attention_figure(run: InductionRun, layer: int, head: int) -> go.Figure:
     """One head's attention on the probe sequence; the induction stripe is outlined."""
     maps = run.maps[layer][head]
     T, half = len(maps), run.config.half
-    labels = [f"{t}:{tok}" for t, tok in enumerate(run.probe)]
-    fig = go.Figure(go.Heatmap(z=maps, x=labels, y=labels, colorscale="Blues", zmin=0, zmax=1))
-    stripe = [(t - half + 1, t) for t in range(half, T)]
+    fig = go.Figure(go.Heatmap(z=maps, x=list(range(T)), y=list(range(T)), colorscale="Blues", zmin=0, zmax=1))
+    queries = list(range(half, T))
     fig.add_trace(
         go.Scatter(
-            x=[labels[s] for s, _ in stripe],
-            y=[labels[t] for _, t in stripe],
+            x=[t - half + 1 for t in queries],
+            y=queries,
             mode="markers",
-            marker=dict(symbol="square-open", size=9, color="#d62728"),
+            marker=dict(symbol="square-open", size=11, color="#d62728", line=dict(width=2)),
             name="the token after the previous occurrence",
         )
     )
-    fig.update_yaxes(autorange="reversed")
+    ticks = dict(tickmode="array", tickvals=list(range(T)), ticktext=[f"{t}:{tok}" for t, tok in enumerate(run.probe)])
+    fig.update_xaxes(**ticks)
+    fig.update_yaxes(autorange="reversed", **ticks)
     return _layout(fig, f"Layer {layer}, head {head}: where each token (row) looks", "key", "query")
 
 
