@@ -267,6 +267,40 @@ class NullContext:
         pass
 
 
+class StageContext:
+    """A job's context as one stage of a multi-run job sees it (one model of a ladder): the stage's
+    steps are shifted by `offset`, so the job's progress counts across all its runs, and the
+    stage's own `set_total` is ignored (the job declared the total of every run).
+
+    >>> class Log(NullContext):
+    ...     def report(self, step=None, **metrics): print(step, metrics)
+    >>> StageContext(Log(), offset=100).report(step=5, loss=1.0)
+    105 {'loss': 1.0}
+    """
+
+    def __init__(self, ctx: TrainContext | NullContext, offset: int):
+        self._ctx, self._offset = ctx, offset
+        self.device = ctx.device
+
+    def should_stop(self) -> bool:
+        return self._ctx.should_stop()
+
+    def wait_if_paused(self) -> None:
+        self._ctx.wait_if_paused()
+
+    def check(self) -> None:
+        self._ctx.check()
+
+    def set_total(self, total_steps: int) -> None:
+        pass
+
+    def report(self, step: int | None = None, **metrics: float) -> None:
+        self._ctx.report(step=None if step is None else self._offset + step, **metrics)
+
+    def publish(self, **artifacts: Any) -> None:
+        self._ctx.publish(**artifacts)
+
+
 # ---------------------------------------------------------------------------------------------
 # A job as data
 
@@ -756,6 +790,7 @@ __all__ = [
     "PAUSED",
     "QUEUED",
     "RUNNING",
+    "StageContext",
     "STOPPED",
     "JobManager",
     "JobSnapshot",

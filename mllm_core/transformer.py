@@ -180,6 +180,8 @@ class GPT(nn.Module):
     ((3, 5, 10), torch.Size([]), (1, 3, 2, 5, 5))
     """
 
+    block_class: type[nn.Module] = Block  # a subclass may swap the block (induction.AttentionOnlyGPT drops the MLP)
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
@@ -190,7 +192,7 @@ class GPT(nn.Module):
         else:
             self.register_buffer("pe", sinusoidal_encoding(config.block_size, config.n_embd), persistent=False)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(self.block_class(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying: reading and writing a token share one vector

@@ -566,12 +566,109 @@ def counter_job() -> training.TrainingJob:
     return counter_default().job()
 
 
+# The Scaling lab's defaults: results only (curves, fits, attention on a probe), small JSON in record.json
+
+
+def scaling_config() -> Any:
+    """The Scaling lab's default `scaling.LadderConfig`: 5 GPTs from 10K to 1M non-embedding
+    parameters, 600 steps each; four 1-layer toys of 20 steps under `tiny()`."""
+    from mllm_core.scaling import LadderConfig
+
+    if tiny():
+        return LadderConfig(
+            rungs=((1, 8), (1, 12), (1, 16), (1, 24)),
+            n_head=2,
+            block_size=16,
+            batch_size=8,
+            steps=20,
+            eval_every=10,
+            eval_batches=1,
+            max_chars=20_000,
+            data_rung=1,
+        )
+    return LadderConfig()
+
+
+def _save_ladder_result(result, snap: training.JobSnapshot, folder: Path) -> dict:
+    return {"ladder": result.to_dict()}
+
+
+def _load_ladder_result(folder: Path, extras: dict) -> tuple[Any, dict]:
+    from mllm_core.scaling import LadderResult
+
+    result = LadderResult.from_dict(extras["ladder"])
+    published = {"runs": result.runs, "data_runs": result.data_runs, "prediction": result.prediction}
+    return result, {**published, "vocab_size": result.vocab_size, "current": None}
+
+
+def scaling_default() -> Default:
+    """The Scaling lab's default ladder on the default corpus."""
+    from mllm_core.scaling import ladder_target
+
+    config = scaling_config()
+    return Default(
+        "scaling",
+        ("scaling", corpora.DEFAULT, config),
+        "scaling-default",
+        lambda: ladder_target(corpora.load(corpora.DEFAULT).text, config),
+        _save_ladder_result,
+        _load_ladder_result,
+    )
+
+
+def scaling_job() -> training.TrainingJob:
+    """The Scaling lab's default ladder, loaded from disk or trained once per process."""
+    return scaling_default().job()
+
+
+def induction_config() -> Any:
+    """The Scaling lab's default `induction.InductionConfig` (40 steps under `tiny()`)."""
+    from mllm_core.induction import InductionConfig
+
+    if tiny():
+        return InductionConfig(steps=40, eval_every=20, probes=16, train_tokens=5_000)
+    return InductionConfig()
+
+
+def _save_induction(runs, snap: training.JobSnapshot, folder: Path) -> dict:
+    return {"runs": {name: run.to_dict() for name, run in runs.items()}}
+
+
+def _load_induction(folder: Path, extras: dict) -> tuple[Any, dict]:
+    from mllm_core.induction import InductionRun
+
+    runs = {name: InductionRun.from_dict(d) for name, d in extras["runs"].items()}
+    return runs, {"runs": runs, "current": None}
+
+
+def induction_default() -> Default:
+    """The Scaling lab's default induction experiment: a 2-layer and a 1-layer attention-only model."""
+    from mllm_core.induction import induction_target
+
+    config = induction_config()
+    return Default(
+        "induction",
+        ("induction", config),
+        "induction-default",
+        lambda: induction_target(config),
+        _save_induction,
+        _load_induction,
+    )
+
+
+def induction_job() -> training.TrainingJob:
+    """The Scaling lab's default induction runs, loaded from disk or trained once per process."""
+    return induction_default().job()
+
+
 def defaults(config: ZooConfig | None = None) -> list[Default]:
-    """Every class-wide default: the Generation ladder's five jobs, then the labs' three."""
+    """Every class-wide default: the Generation ladder's five jobs, then the labs' five."""
     return [ladder_default(group, config) for group in _GROUPS] + [
         attention_default(),
         embeddings_default(),
         counter_default(),
+        scaling_default(),
+        induction_default(),
     ]
 
 

@@ -59,6 +59,13 @@ LABS = [
         "Train a tiny GPT and look inside: attention heatmaps by layer and head.",
     ),
     Lab(
+        "pages/scaling.py",
+        "Scaling",
+        ":material/trending_down:",
+        "Scaling",
+        "Loss falls on a power law as models grow, and a 2-layer transformer learns from its context (induction heads).",
+    ),
+    Lab(
         "pages/generation.py",
         "Generation",
         ":material/edit_note:",
