@@ -38,8 +38,10 @@ def _no_leftover_jobs():
     clear_session_cache(APPTEST_SESSION_ID)
     parking().stop_all()  # the jobs of the closed tab, parked for a reload that will not come
     shared = {id(job) for job in training.MANAGER.shared_jobs().values()}
-    alive = [job.name for job in training.MANAGER.jobs() if job.alive and id(job) not in shared]
+    executor = training.executor()  # MLLM_EXECUTOR=process runs the page tests on worker processes
+    alive = [job.name for job in executor.jobs() if job.alive and id(job) not in shared]
     training.MANAGER.stop_all(timeout=30)
+    executor.stop_all(timeout=30)
     assert not alive, f"test left training jobs running: {alive}"
 
 

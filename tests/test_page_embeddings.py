@@ -96,14 +96,14 @@ def test_too_small_corpus_is_explained_before_training():
     at.button(key="emb_train_start").click()
     run(at)
     assert any("too small" in e.value for e in at.error)
-    assert all(j.name != "emb_train" for j in training.MANAGER.jobs())
+    assert all(j.name != "emb_train" for j in training.executor().jobs())
 
 
 def test_train_button_trains_this_sessions_own_model():
     at = opened(emb_corpus="lee-news", emb_secs=5, emb_dim=25, emb_mode="skip-gram")
     at.button(key="emb_train_start").click()
     run(at)
-    jobs = [j for j in training.MANAGER.jobs() if j.name == "emb_train"]
+    jobs = [j for j in training.executor().jobs() if j.name == "emb_train"]
     assert len(jobs) == 1
     wait_for(jobs[0], finished=True, timeout=60)
     run(at)
@@ -134,7 +134,7 @@ def test_a_tiny_corpus_draws_a_loss_that_runs_forwards_on_the_usual_scale():
     at = opened(emb_corpus="fox", emb_minc=1, emb_secs=5)
     at.button(key="emb_train_start").click()
     run(at)
-    (job,) = [j for j in training.MANAGER.jobs() if j.name == "emb_train"]
+    (job,) = [j for j in training.executor().jobs() if j.name == "emb_train"]
     wait_for(job, finished=True, timeout=60)
     words, losses = zip(*job.snapshot().history["loss"], strict=True)
     assert len(words) > 2 and list(words) == sorted(words)  # the x axis only moves forwards

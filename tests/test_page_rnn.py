@@ -107,7 +107,7 @@ def test_experiments_run_in_the_background_with_progress_and_can_be_stopped():
     at = opened(rnn_lstep=38)
     at.button(key="rnn_lengths_start").click()
     run(at)
-    jobs = [j for j in training.MANAGER.jobs() if j.name == "rnn_lengths"]
+    jobs = [j for j in training.executor().jobs() if j.name == "rnn_lengths"]
     assert len(jobs) == 1 and jobs[0].snapshot().total_steps == 24  # 3 seeds x L = 4, 42, 80, 118 x RNN, LSTM
     assert any("step" in p.proto.text for p in at.get("progress"))
     at.button(key="rnn_lengths_stop").click()
@@ -172,4 +172,4 @@ def test_an_error_from_train_shows_under_its_button_in_its_tab():
     error = next(i for i, e in enumerate(body) if e.type == "error" and "too short" in e.value)
     assert error > button and not [e for e in at.main.children.values() if e.type == "error"]
     assert at.session_state["rnn_tab"] == "Char-LSTM"
-    assert all(j.name != "rnn_lstm" for j in training.MANAGER.jobs())
+    assert all(j.name != "rnn_lstm" for j in training.executor().jobs())

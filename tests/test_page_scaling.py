@@ -83,7 +83,7 @@ def test_a_student_trains_a_small_ladder_in_the_background(page):
 
 
 def pagetest_job(slot: str) -> training.TrainingJob:
-    jobs = [j for j in training.MANAGER.jobs() if j.name == slot]
+    jobs = [j for j in training.executor().jobs() if j.name == slot]
     assert jobs, f"no job in slot {slot}"
     return jobs[-1]
 
