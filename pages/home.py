@@ -27,7 +27,9 @@ for preset in PRESETS:
 
 with st.expander("How this app trains models"):
     st.markdown(
-        "Training runs in background threads, so pages stay responsive: start, pause, resume or stop any run, and "
-        "watch the loss live. Closing the tab stops your session's training. Default models that every visitor "
-        "would train the same way are trained once per server and shared, so a class of 30 does not train 30 copies."
+        "Training runs in background worker processes at a lower priority than the web server, so pages stay "
+        "responsive while a whole class trains: start, pause, resume or stop any run, and watch the loss live. When "
+        "many people train at once, their runs take turns step by step, so everyone's model advances. Reloading the "
+        "tab keeps your runs; closing it stops them. Default models that every visitor would train the same way are "
+        "trained once, saved, and shared, so a class of 30 does not train 30 copies."
     )
