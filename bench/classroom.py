@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import os
 import re
@@ -56,6 +57,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"]
 
 LAB_PATH = "attention"  # ui.pages.LABS: pages/attention.py
+LAB_SLOT = "att"  # the name of its training job (pages/attention.py)
+FIRST_STEP_GOAL_S = 15.0  # issue 13: each student sees the first loss point within 15 s of clicking
 HOME_TITLE = "LLM Playground"  # pages/home.py's st.title
 SWITCH_PAGES = (("Tokenizer", "Tokenizer"), ("Home", HOME_TITLE))  # (sidebar link, page title)
 SHARED_TRAINING = "Shared models training"  # ui.common.sidebar_status, while a default model trains
@@ -206,6 +209,30 @@ def fmt_s(t: Timing | None) -> str:
     return f"{t[0]:.1f} s" if t[1] else f"> {t[0]:.0f} s"
 
 
+FIRST_STEP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*job '(?P<job>[^']+)': first step", re.M)
+
+
+def server_first_steps(log: str, click_wall: float | None, job: str = LAB_SLOT) -> list[float]:
+    """Seconds from the click to each student job's first step, as the server logged them (a job's
+    first reported step; `training.TrainingJob`). Unlike the page's status line, this does not
+    depend on how fast the browsers draw.
+
+    >>> line = "2026-12-01 10:00:05,500 worker 7 mllm_core.training job 'att': first step 2.0 s after its start"
+    >>> click = datetime.datetime(2026, 12, 1, 10, 0, 1).timestamp()
+    >>> server_first_steps(line, click)
+    [4.5]
+    """
+    if click_wall is None:
+        return []
+    stamps = []
+    for m in FIRST_STEP.finditer(log):
+        if m["job"] == job:
+            at = datetime.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            if at >= click_wall:
+                stamps.append(round(at - click_wall, 3))
+    return sorted(stamps)
+
+
 def summarise(raw: dict) -> dict:
     """The table's figures from the raw timings `run_class` recorded."""
     students, limit = raw["students"], raw["config"]["first_step_limit_s"]
@@ -227,6 +254,7 @@ def summarise(raw: dict) -> dict:
         "never_ready": sum(s["ready_s"] is None for s in students),
         "stayed_queued": sum(1 for s in last_states if s and s[0] == "queued"),
         "first_step": median_max(first),
+        "server_first_steps": raw.get("server_first_steps"),
         "switch": median_max(switches),
         "switches": len(switches),
         "newcomer_load": raw["switcher"]["load"],
@@ -375,7 +403,7 @@ def start_server(pin: bool, log: Path) -> tuple[subprocess.Popen, str]:
         proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={"MLLM_LOG_LEVEL": "INFO", **os.environ, "PYTHONUNBUFFERED": "1"},  # INFO: each job's first step
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the bench only; stop_server ends the group
@@ -602,6 +630,7 @@ async def run_class(
                     *(open_student(browser, url, clock() + args.timeout, clock, contexts) for _ in range(args.sessions))
                 )
                 marks["click"] = t_click = clock()  # the barrier: every tab is ready (or gave up)
+                marks["click_wall"] = time.time()  # for the server log's first steps (`server_first_steps`)
                 class_end = t_click + args.duration
                 other = asyncio.create_task(other_user(browser, url, class_end, clock, contexts))
                 limit = min(args.timeout, args.duration)
@@ -688,6 +717,9 @@ def main(argv: list[str] | None = None) -> int:
             "client": client.samples,
             "server_exit": exit_info,
             "server_tracebacks": log.read_text(errors="replace").count("Traceback") if proc else None,
+            "server_first_steps": server_first_steps(log.read_text(errors="replace"), marks.get("click_wall"))
+            if proc
+            else None,
             "server_log_tail": log.read_text(errors="replace")[-20_000:] if proc else None,
         }
     if args.json:  # the raw timings first: a run takes minutes
@@ -708,6 +740,14 @@ def report_lines(raw: dict, summary: dict) -> str:
         f"- warm-up: {warm['s']:.0f} s; shared models still training when the class opened: "
         + (warm["still_training"] or "none"),
     ]
+    steps = summary.get("server_first_steps")
+    if steps is not None:
+        within = sum(t <= FIRST_STEP_GOAL_S for t in steps)
+        lines.append(
+            f"- first step after the click, from the server's log: {len(steps)} of {len(raw['students'])} jobs, "
+            + (f"median {statistics.median(steps):.1f} s, max {max(steps):.1f} s; " if steps else "")
+            + f"{within} within {FIRST_STEP_GOAL_S:.0f} s"
+        )
     if raw["shared_after_close"] is not None:
         lines.append(
             f"- shared models still training {IDLE_WINDOW_S + IDLE_HOLD:.0f} s after the tabs closed: "

@@ -407,6 +407,7 @@ class TrainingJob:
         self._has_slot = False  # holds one of the manager's CPU slots (only the job's thread changes it)
         self._run_time = 0.0  # seconds spent running before the current running stretch
         self._running_since: float | None = None
+        self._started_at: float | None = None  # time.monotonic() at start(), for the first step's log line
 
     # -- control (any thread) ------------------------------------------------------------------
 
@@ -421,6 +422,7 @@ class TrainingJob:
 
         self._manager._register(self)
         self._thread = threading.Thread(target=self._run, name=f"mllm-{self.name}", daemon=False)
+        self._started_at = time.monotonic()
         self._thread.start()
         log.info("job %r started", self.name)
         return self
@@ -528,9 +530,12 @@ class TrainingJob:
 
     def _report(self, step: int | None, metrics: dict[str, float]) -> None:
         with self._lock:
+            first = self._step == 0
             self._step = self._step + 1 if step is None else int(step)
             for key, value in metrics.items():
                 self._history.setdefault(key, []).append((self._step, float(value)))
+        if first and self._step > 0 and self._started_at is not None:  # what a student waits for (bench.classroom)
+            log.info("job %r: first step %.1f s after its start", self.name, time.monotonic() - self._started_at)
 
     def _run(self) -> None:
         _lower_priority()
