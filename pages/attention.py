@@ -172,13 +172,10 @@ with pos_tab:
     c1, c2 = st.columns(2)
     n_pos = c1.slider("Positions", 8, 256, 64, key="att_pe_n", bind="query-params")
     dim = c2.selectbox("Dimensions", [8, 16, 32, 64, 128], index=3, key="att_pe_d", bind="query-params")
-    pe = tf.sinusoidal_encoding(n_pos, dim)
+    pe_fig, sim_fig = view.positional_figures(int(n_pos), int(dim))
     c1, c2 = st.columns(2)
-    c1.plotly_chart(view.matrix_heatmap(pe, "PE[position, dimension]", "dimension", "position"), key="att_pe")
-    sim = tf.position_similarity(pe)
-    c2.plotly_chart(
-        view.matrix_heatmap(sim, "Cosine similarity of positions", "position", "position"), key="att_pe_sim"
-    )
+    c1.plotly_chart(pe_fig, key="att_pe")
+    c2.plotly_chart(sim_fig, key="att_pe_sim")
     st.caption(
         "Each row has the same length, neighbours are most alike, and the similarity depends only on the distance."
     )

@@ -104,6 +104,16 @@ def sentence_figures(
     )
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def positional_figures(n_pos: int, dim: int) -> tuple[go.Figure, go.Figure]:
+    """The sinusoidal encoding's heatmap and its position similarity, built once per size for every session."""
+    pe = tf.sinusoidal_encoding(n_pos, dim)
+    return (
+        matrix_heatmap(pe, "PE[position, dimension]", "dimension", "position"),
+        matrix_heatmap(tf.position_similarity(pe), "Cosine similarity of positions", "position", "position"),
+    )
+
+
 @st.cache_resource(max_entries=256, show_spinner=False)
 def checkpoint_grid(_checkpoint: Any, key: int, tokens: tuple[str, ...], title: str) -> tuple[Any, go.Figure]:
     """(the checkpoint, `head_grid` of its maps), built once per checkpoint (`key` = its id)."""
