@@ -8,6 +8,7 @@ import pytest
 from pagetest import opened
 from streamlit.testing.v1 import AppTest
 
+from mllm_core import zoo
 from mllm_core.attention import TOY_SENTENCE
 from ui.pages import LABS, PRESETS
 
@@ -79,6 +80,8 @@ def test_the_fox_preset_opens_the_fox_table(home):
 
 
 def test_the_counting_preset_predicts_11_after_7_8_9_10(home):
+    # the class default counter answers once trained (tests train it; a real server loads it from disk)
+    assert zoo.counter_job().join(120)
     at = follow(home, "An RNN that counts")
     assert at.session_state["rnn_tab"] == "Counting"
     assert at.text_input(key="rnn_seq").value == "7 8 9 10"
