@@ -694,6 +694,9 @@ def session_models() -> dict[str, Any]:
 # Sidebar
 
 
+IDLE_POLL_S = 10.0  # the sidebar's job list refreshes this often while nothing trains
+
+
 def sidebar_status() -> None:
     """The compute device and this session's background jobs, refreshed while any is active."""
     jobs = session_jobs()
@@ -709,7 +712,9 @@ def sidebar_status() -> None:
         eta = f", ETA {_fmt_seconds(snap.eta)}" if snap.eta is not None else ""
         st.caption(f"• {label}: {snap.state}, step {snap.step:,}{eta}")
 
-    @st.fragment(run_every=poll_every(2.0) if polling else None)
+    # Idle, it still looks every 10 s: a job started from a fragment (the Attention lab's Train tab)
+    # reruns only that fragment, not this panel.
+    @st.fragment(run_every=poll_every(2.0) if polling else IDLE_POLL_S)
     def jobs_panel() -> None:
         if jobs:
             st.caption("This session's jobs:")
