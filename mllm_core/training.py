@@ -145,6 +145,12 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), TRAIN_NICE)
 
 
+def max_jobs() -> int:
+    """Jobs computing at once (thread slots, or worker processes): `MLLM_MAX_JOBS`, else one per
+    usable core, at most 2."""
+    return int(os.environ.get("MLLM_MAX_JOBS", "0")) or max(1, min(int(usable_cpus()), 2))
+
+
 # ---------------------------------------------------------------------------------------------
 # Snapshot and context
 
@@ -467,20 +473,7 @@ class TrainingJob:
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
-            elapsed = self._elapsed()
-            eta = estimate_eta(self._state, elapsed, self._step, self._total_steps)
-            return JobSnapshot(
-                name=self.name,
-                state=self._state,
-                step=self._step,
-                total_steps=self._total_steps,
-                elapsed=elapsed,
-                eta=eta,
-                error=self._error,
-                history={k: list(v) for k, v in self._history.items()},
-                artifacts=dict(self._artifacts),
-                device=self.device,
-            )
+            return self._snapshot({k: list(v) for k, v in self._history.items()})
 
     def changes(self, sent: dict[str, int]) -> tuple[JobSnapshot, dict[str, list[tuple[int, float]]]]:
         """A snapshot without the history, and the history points after the first `sent[metric]`
@@ -492,22 +485,26 @@ class TrainingJob:
                 if len(points) > sent.get(metric, 0):
                     new[metric] = points[sent.get(metric, 0) :]
                     sent[metric] = len(points)
-            elapsed = self._elapsed()
-            snap = JobSnapshot(
-                name=self.name,
-                state=self._state,
-                step=self._step,
-                total_steps=self._total_steps,
-                elapsed=elapsed,
-                eta=estimate_eta(self._state, elapsed, self._step, self._total_steps),
-                error=self._error,
-                history={},
-                artifacts=dict(self._artifacts),
-                device=self.device,
-            )
+            snap = self._snapshot(history={})
         return snap, new
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _snapshot(self, history: dict[str, list[tuple[int, float]]]) -> JobSnapshot:
+        # called with the lock held
+        elapsed = self._elapsed()
+        return JobSnapshot(
+            name=self.name,
+            state=self._state,
+            step=self._step,
+            total_steps=self._total_steps,
+            elapsed=elapsed,
+            eta=estimate_eta(self._state, elapsed, self._step, self._total_steps),
+            error=self._error,
+            history=history,
+            artifacts=dict(self._artifacts),
+            device=self.device,
+        )
 
     def _elapsed(self) -> float:
         running = time.perf_counter() - self._running_since if self._running_since is not None else 0.0
@@ -574,9 +571,7 @@ class JobManager:
     """Caps concurrently running jobs and stops every job before the interpreter exits."""
 
     def __init__(self, max_running: int | None = None):
-        if max_running is None:
-            max_running = int(os.environ.get("MLLM_MAX_JOBS", "0")) or max(1, min(int(usable_cpus()), 2))
-        self.max_running = max_running
+        self.max_running = max_running if max_running is not None else max_jobs()
         self._cond = threading.Condition()
         self._running = 0
         self._waiting: collections.deque[object] = (
@@ -807,6 +802,7 @@ __all__ = [
     "configure_torch_threads",
     "describe_device",
     "estimate_eta",
+    "max_jobs",
     "executor",
     "resolve_device",
     "run_sync",

@@ -434,11 +434,10 @@ class ProcessExecutor:
     """
 
     def __init__(self, n_workers: int | None = None):
-        cpus = training.usable_cpus()
-        if n_workers is None:
-            n_workers = int(os.environ.get("MLLM_MAX_JOBS", "0")) or max(1, min(int(cpus), 2))
-        self.n_workers = n_workers
-        self.threads = int(os.environ.get("MLLM_TORCH_THREADS", "0")) or max(1, int(cpus) // n_workers)
+        self.n_workers = n_workers = n_workers or training.max_jobs()
+        self.threads = int(os.environ.get("MLLM_TORCH_THREADS", "0")) or max(
+            1, int(training.usable_cpus()) // n_workers
+        )
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._ids = itertools.count()

@@ -7,21 +7,11 @@ import random
 import numpy as np
 import pytest
 
-from mllm_core import corpora, scaling, training
+from mllm_core import corpora, scaling, training, zoo
 from mllm_core.scaling import LadderConfig, PowerLaw, fit_power_law
 from mllm_core.transformer import GPTConfig
 
-TINY = LadderConfig(
-    rungs=((1, 8), (1, 12), (1, 16), (1, 24)),
-    n_head=2,
-    block_size=16,
-    batch_size=8,
-    steps=20,
-    eval_every=10,
-    eval_batches=1,
-    max_chars=20_000,
-    data_rung=1,
-)
+TINY = zoo.scaling_config()  # the toy ladder (MLLM_ZOO_TINY=1, conftest)
 TEXT = "\n".join(f"{corpora.FOX_TEXT} {i}" for i in range(300))  # 27K characters, quick to learn
 
 
