@@ -131,9 +131,13 @@ def parsed_artefact(name: str) -> str:
 
 def save_parsed(name: str, root: str | Path) -> Path:
     """Write corpus `name`'s parsed text into `root`/`parsed_artefact(name)`/text.txt.gz."""
+    return _write_parsed(name, load(name).text, root)
+
+
+def _write_parsed(name: str, text: str, root: str | Path) -> Path:
     from mllm_core import store  # (store imports this module)
 
-    data = gzip.compress(load(name).text.encode("utf-8"), 6)
+    data = gzip.compress(text.encode("utf-8"), 6)
     return store.write_atomically(Path(root) / parsed_artefact(name), lambda f: (f / "text.txt.gz").write_bytes(data))
 
 
@@ -164,11 +168,8 @@ def _saved_or_parsed(name: str, parse: Callable[[], str]) -> str:
         except (OSError, EOFError, UnicodeDecodeError) as exc:
             log.warning("cannot read %s (%s); parsing %s again", folder, exc, name)
     text = parse()
-    data = gzip.compress(text.encode("utf-8"), 6)
     try:
-        store.write_atomically(
-            store.cache_models_dir() / parsed_artefact(name), lambda f: (f / "text.txt.gz").write_bytes(data)
-        )
+        _write_parsed(name, text, store.cache_models_dir())
     except OSError as exc:  # a read-only or missing cache: parse again next time
         log.info("cannot save the parsed %s: %s", name, exc)
     return text
