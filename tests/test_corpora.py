@@ -167,8 +167,8 @@ def test_gutenberg_headers_are_stripped(cache):
 
 def test_the_parsed_wikipedia_sample_is_saved_once_and_read_back(tmp_path, monkeypatch):
     """A second process reads the saved parse (0.1 s) instead of parsing the dump again (seconds)."""
+    parsed = corpora._wikipedia_sample().text  # parsed in this process earlier, or now (saved nowhere: conftest)
     monkeypatch.setenv("MLLM_CACHE_DIR", str(tmp_path / "cache"))
-    parsed = corpora._wikipedia_sample().text  # parsed in this process earlier, or now
     calls = []
 
     def parse():
