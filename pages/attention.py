@@ -1,7 +1,5 @@
 """Attention lab: train a tiny GPT live and look inside it, layer by layer and head by head."""
 
-from dataclasses import replace
-
 import streamlit as st
 
 from mllm_core import training, zoo
@@ -24,74 +22,22 @@ train_tab, maps_tab, learn_tab, steps_tab, pos_tab = st.tabs(
     bind="query-params",
 )
 
-
-# ---- Train ---------------------------------------------------------------------------------
-@st.fragment
-def train_panel() -> None:
-    """The Train tab as a fragment: a click on Train, Pause or Stop (a whole class in the same second)
-    reruns this panel only, not the page's maps and tables (~0.4 s of server CPU per click)."""
-    corpus = common.corpus_picker("att")
-    config, train = view.model_settings()
-    wait = ""
-    if corpus:
-        n_params, vocab = view.parameter_count(
-            config, corpus.text, train.tokenizer, train.bpe_vocab_size, train.max_chars
-        )
-        st.caption(f"**{n_params:,} parameters** · vocabulary {vocab} · head size {config.n_embd // config.n_head}")
-        wait = view.long_run_reason(replace(config, vocab_size=vocab), train)
-    name = view.model_name(corpus, config, train)
-    job = common.training_controls(
-        "att",
-        lambda: training.spec(tf.gpt_target, corpus.ref(), config, train, name=name),
-        disabled=corpus is None,
-        reason=wait,
-    )
-    common.live(job, view.progress)
-    if job is None:
-        st.info("Set the model and press **Train**. Meanwhile a default model trains once for the whole class.")
-    elif (lm := common.offer_model(job)) is not None:
-        st.success(f"**{lm.name}** is now available in the Generation lab.")
-
-
+# ---- Train (a fragment: a click reruns this panel only) ---------------------------------------
 with train_tab:
-    train_panel()
+    view.train_panel()
     default = zoo.attention_job()
     if default.snapshot().state == training.DONE:
         common.register_model(zoo.ATTENTION_NAME, default.latest())
     common.default_status(default, f"Class default model ({zoo.ATTENTION_NAME})")
-job = common.get_job("att")
 
-# ---- Which model the other tabs look at ----------------------------------------------------
-models = [m for m in (view.model_view(job, "your model"), view.model_view(default, "the class default")) if m]
-model = models[0] if models else None
-if len(models) > 1:
-    picked = st.sidebar.radio("Attention lab: inspect", [m.label for m in models], key="att_which")
-    model = next(m for m in models if m.label == picked)
-
-
-def no_model() -> None:
-    st.info(
-        "The class default model is on its way (its progress is under **Train**); this tab draws it by itself "
-        "when its first checkpoint arrives. Or train your own in the **Train** tab."
-    )
-
-
-def layer_head(cfg: tf.GPTConfig, where) -> tuple[int, int]:
-    view.keep_valid("att_layer", list(range(cfg.n_layer)))
-    view.keep_valid("att_head", list(range(cfg.n_head)))
-    c1, c2 = where.columns(2)
-    return (
-        c1.selectbox("Layer", range(cfg.n_layer), key="att_layer", bind="query-params"),
-        c2.selectbox("Head", range(cfg.n_head), key="att_head", bind="query-params"),
-    )
-
+# ---- Which model the other tabs look at: yours, else the class default -------------------------
+model = view.pick_model(common.get_job("att"), default)
 
 # ---- Attention maps --------------------------------------------------------------------------
 with maps_tab:
     if model is None:
-        no_model()
+        view.no_model()
     else:
-        gpt = model.lm.module
         st.caption(
             f"Inspecting **{model.lm.name}** ({model.label}{'' if model.finished else ', still training: the latest checkpoint'})."
         )
@@ -105,31 +51,17 @@ with maps_tab:
             st.warning(
                 "Mask lifted: the model was trained with it, so what it does with the future is not meaningful, only visible."
             )
-        layer, head = layer_head(gpt.config, st)
-        with common.guard("Computing the attention"):
-            _, one, grid = view.sentence_figures(model.lm, id(gpt), sentence, causal, layer, head)
-            st.plotly_chart(one, key="att_map")
-            st.caption("Each row is one token looking back; its weights sum to 1. Darker = more attention.")
-            st.plotly_chart(grid, key="att_grid")
+        layer, head = view.layer_head(model.lm.module.config)
+        view.sentence_maps(model, sentence, causal, layer, head)
 
 # ---- Watch it learn ------------------------------------------------------------------------
 with learn_tab:
     if model is None:
-        no_model()
+        view.no_model()
     elif len(model.checkpoints) < 2:
         st.info("Checkpoints appear every 50 steps while the model trains.")
     else:
-        ckpt_steps = [c.step for c in model.checkpoints]
-        view.keep_valid("att_ckpt", ckpt_steps)
-        at = st.select_slider("Training step", ckpt_steps, value=ckpt_steps[-1], key="att_ckpt")
-        ckpt = model.checkpoints[ckpt_steps.index(at)]
-        val = f", validation loss {ckpt.val_loss:.3f}" if ckpt.val_loss is not None else ""
-        st.caption(
-            f"Probe sentence at step {ckpt.step}: training loss {ckpt.loss:.3f}{val}. Drag the slider to replay how the patterns formed."
-        )
-        title = f"Attention of every head at step {ckpt.step}"
-        _, grid = view.checkpoint_grid(ckpt, id(ckpt), tuple(model.probe_tokens), title)
-        st.plotly_chart(grid, key="att_ckpt_grid")
+        view.checkpoint_replay(model)
 
 # ---- Self-attention step by step -----------------------------------------------------------
 with steps_tab:
@@ -143,32 +75,7 @@ with steps_tab:
     causal = c1.toggle("Causal mask", True, key="att_toy_causal", bind="query-params")
     positions = c2.toggle("Add sinusoidal positions to x", False, key="att_toy_pos", bind="query-params")
     with common.guard("The worked example"):
-        s = toy_example(sentence, causal=causal, positions=positions)
-        st.markdown("**1. Inputs and projections** Q = x·W_q, K = x·W_k, V = x·W_v")
-        st.dataframe(view.frame(s.x, s.tokens, prefix="x"), key="att_x")
-        for col, (label, m) in zip(st.columns(3), (("Q", s.q), ("K", s.k), ("V", s.v)), strict=True):
-            col.markdown(f"**{label}**")
-            col.dataframe(view.frame(m, s.tokens, prefix=label.lower()))
-        if not positions:
-            st.caption("Both *cat*s have identical Q, K and V: without positions attention cannot tell them apart.")
-        st.markdown(
-            "**2. Scores** QKᵀ/√d_k: how well each query (row) matches each key (column)"
-            + (", -inf above the diagonal" if causal else "")
-        )
-        st.dataframe(view.frame(s.scores, s.tokens, [f"{i}: {t}" for i, t in enumerate(s.tokens)]), key="att_scores")
-        st.markdown("**3. Softmax of each row**: weights between 0 and 1 that sum to 1")
-        st.dataframe(view.weights_table(s), key="att_weights")
-        st.plotly_chart(view.attention_heatmap(s.weights, s.tokens, annotate=True, height=380), key="att_toy_map")
-        st.markdown("**4. Weighted sum of the values**: out = weights · V")
-        follow = st.selectbox(
-            "Follow a token",
-            range(len(s.tokens)),
-            index=len(s.tokens) - 1,
-            format_func=lambda i: f"{i}: {s.tokens[i]}",
-            key="att_follow",
-        )
-        st.markdown(view.explain_row(s, follow))
-        st.dataframe(view.frame(s.out, s.tokens, prefix="out"), key="att_out")
+        view.worked_example(toy_example(sentence, causal=causal, positions=positions), causal, positions)
 
 # ---- Positional encoding -------------------------------------------------------------------
 with pos_tab:
@@ -187,8 +94,4 @@ with pos_tab:
         "Each row has the same length, neighbours are most alike, and the similarity depends only on the distance."
     )
     if model is not None and model.lm.module.config.pos_encoding == "learned":
-        learned = tf.position_similarity(model.lm.module.wpe.weight.detach().cpu())
-        st.plotly_chart(
-            view.matrix_heatmap(learned, f"Learned positions of {model.lm.name}", "position", "position"),
-            key="att_pe_learned",
-        )
+        view.learned_positions(model)

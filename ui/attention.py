@@ -1,4 +1,4 @@
-"""Drawing helpers of the Attention lab: attention heatmaps, head grids, the step-by-step tables.
+"""Drawing helpers of the Attention lab: the Train panel, attention heatmaps, head grids, the step-by-step tables.
 The class-wide default GPT is the engine's (`zoo.attention_job`)."""
 
 from __future__ import annotations
@@ -46,6 +46,52 @@ def model_view(job: training.TrainingJob | None, label: str) -> ModelView | None
     return ModelView(
         label, lm, snap.artifacts.get("checkpoints", []), snap.artifacts.get("probe_tokens", []), snap.finished
     )
+
+
+def pick_model(job: training.TrainingJob | None, default: training.TrainingJob) -> ModelView | None:
+    """The model the inspecting tabs draw: yours, else the class default; a sidebar radio chooses
+    when both exist. None while neither has a checkpoint."""
+    models = [m for m in (model_view(job, "your model"), model_view(default, "the class default")) if m]
+    if len(models) < 2:
+        return models[0] if models else None
+    picked = st.sidebar.radio("Attention lab: inspect", [m.label for m in models], key="att_which")
+    return next(m for m in models if m.label == picked)
+
+
+def no_model() -> None:
+    st.info(
+        "The class default model is on its way (its progress is under **Train**); this tab draws it by itself "
+        "when its first checkpoint arrives. Or train your own in the **Train** tab."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The Train tab
+
+
+@st.fragment
+def train_panel() -> None:
+    """The Train tab as a fragment: a click on Train, Pause or Stop (a whole class in the same second)
+    reruns this panel only, not the page's maps and tables (~0.4 s of server CPU per click)."""
+    corpus = common.corpus_picker("att")
+    config, train = model_settings()
+    wait = ""
+    if corpus:
+        n_params, vocab = parameter_count(config, corpus.text, train.tokenizer, train.bpe_vocab_size, train.max_chars)
+        st.caption(f"**{n_params:,} parameters** · vocabulary {vocab} · head size {config.n_embd // config.n_head}")
+        wait = long_run_reason(replace(config, vocab_size=vocab), train)
+    name = model_name(corpus, config, train)
+    job = common.training_controls(
+        "att",
+        lambda: training.spec(tf.gpt_target, corpus.ref(), config, train, name=name),
+        disabled=corpus is None,
+        reason=wait,
+    )
+    common.live(job, progress)
+    if job is None:
+        st.info("Set the model and press **Train**. Meanwhile a default model trains once for the whole class.")
+    elif (lm := common.offer_model(job)) is not None:
+        st.success(f"**{lm.name}** is now available in the Generation lab.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,6 +166,39 @@ def checkpoint_grid(_checkpoint: Any, key: int, tokens: tuple[str, ...], title: 
     return _checkpoint, head_grid(_checkpoint.maps, list(tokens), title)
 
 
+def sentence_maps(model: ModelView, sentence: str, causal: bool, layer: int, head: int) -> None:
+    """One head's map of `sentence` and the grid of every head (an engine error becomes `st.error`)."""
+    with common.guard("Computing the attention"):
+        _, one, grid = sentence_figures(model.lm, id(model.lm.module), sentence, causal, layer, head)
+        st.plotly_chart(one, key="att_map")
+        st.caption("Each row is one token looking back; its weights sum to 1. Darker = more attention.")
+        st.plotly_chart(grid, key="att_grid")
+
+
+def checkpoint_replay(model: ModelView) -> None:
+    """A slider over the model's checkpoints (at least two) and every head on the probe sentence at that step."""
+    ckpt_steps = [c.step for c in model.checkpoints]
+    keep_valid("att_ckpt", ckpt_steps)
+    at = st.select_slider("Training step", ckpt_steps, value=ckpt_steps[-1], key="att_ckpt")
+    ckpt = model.checkpoints[ckpt_steps.index(at)]
+    val = f", validation loss {ckpt.val_loss:.3f}" if ckpt.val_loss is not None else ""
+    st.caption(
+        f"Probe sentence at step {ckpt.step}: training loss {ckpt.loss:.3f}{val}. Drag the slider to replay how the patterns formed."
+    )
+    title = f"Attention of every head at step {ckpt.step}"
+    _, grid = checkpoint_grid(ckpt, id(ckpt), tuple(model.probe_tokens), title)
+    st.plotly_chart(grid, key="att_ckpt_grid")
+
+
+def learned_positions(model: ModelView) -> None:
+    """The cosine similarity of a model's learned position vectors (`pos_encoding == "learned"`)."""
+    learned = tf.position_similarity(model.lm.module.wpe.weight.detach().cpu())
+    st.plotly_chart(
+        matrix_heatmap(learned, f"Learned positions of {model.lm.name}", "position", "position"),
+        key="att_pe_learned",
+    )
+
+
 def head_grid(maps: torch.Tensor, tokens: list[str], title: str = "") -> go.Figure:
     """All heads at once: maps (n_layer, n_head, T, T), one row of small heatmaps per layer."""
     n_layer, n_head = maps.shape[:2]
@@ -174,6 +253,35 @@ def weights_table(steps: AttentionSteps) -> pd.DataFrame:
     return table
 
 
+def worked_example(s: AttentionSteps, causal: bool, positions: bool) -> None:
+    """Every number of one head on a toy sentence: inputs and projections, scores, softmax, weighted sum."""
+    st.markdown("**1. Inputs and projections** Q = x·W_q, K = x·W_k, V = x·W_v")
+    st.dataframe(frame(s.x, s.tokens, prefix="x"), key="att_x")
+    for col, (label, m) in zip(st.columns(3), (("Q", s.q), ("K", s.k), ("V", s.v)), strict=True):
+        col.markdown(f"**{label}**")
+        col.dataframe(frame(m, s.tokens, prefix=label.lower()))
+    if not positions:
+        st.caption("Both *cat*s have identical Q, K and V: without positions attention cannot tell them apart.")
+    st.markdown(
+        "**2. Scores** QKᵀ/√d_k: how well each query (row) matches each key (column)"
+        + (", -inf above the diagonal" if causal else "")
+    )
+    st.dataframe(frame(s.scores, s.tokens, [f"{i}: {t}" for i, t in enumerate(s.tokens)]), key="att_scores")
+    st.markdown("**3. Softmax of each row**: weights between 0 and 1 that sum to 1")
+    st.dataframe(weights_table(s), key="att_weights")
+    st.plotly_chart(attention_heatmap(s.weights, s.tokens, annotate=True, height=380), key="att_toy_map")
+    st.markdown("**4. Weighted sum of the values**: out = weights · V")
+    follow = st.selectbox(
+        "Follow a token",
+        range(len(s.tokens)),
+        index=len(s.tokens) - 1,
+        format_func=lambda i: f"{i}: {s.tokens[i]}",
+        key="att_follow",
+    )
+    st.markdown(explain_row(s, follow))
+    st.dataframe(frame(s.out, s.tokens, prefix="out"), key="att_out")
+
+
 def explain_row(steps: AttentionSteps, i: int) -> str:
     """Markdown: how token i's output is the weighted sum of the values it attends to."""
     token = steps.tokens[i]
@@ -193,6 +301,17 @@ def keep_valid(key: str, options: list) -> None:
     """Forget a widget's remembered value when the options changed under it (another model)."""
     if key in st.session_state and st.session_state[key] not in options:
         del st.session_state[key]
+
+
+def layer_head(cfg: GPTConfig) -> tuple[int, int]:
+    """The layer and head selectboxes, side by side, bound to the URL."""
+    keep_valid("att_layer", list(range(cfg.n_layer)))
+    keep_valid("att_head", list(range(cfg.n_head)))
+    c1, c2 = st.columns(2)
+    return (
+        c1.selectbox("Layer", range(cfg.n_layer), key="att_layer", bind="query-params"),
+        c2.selectbox("Head", range(cfg.n_head), key="att_head", bind="query-params"),
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
