@@ -4,16 +4,7 @@ import streamlit as st
 
 from mllm_core import char_lstm, rnn, training, zoo
 from ui import rnn as ui
-from ui.common import (
-    corpus_picker,
-    default_status,
-    guard,
-    live,
-    loss_chart,
-    offer_model,
-    page_header,
-    training_controls,
-)
+from ui.common import corpus_picker, live, offer_model, page_header, training_controls
 
 page_header(
     "RNN",
@@ -34,49 +25,25 @@ with tab_count:
     seq_len = c2.slider("Training length L", 2, 40, 6, key="rnn_len", bind="query-params")
     cell = c3.selectbox("Cell", rnn.CELLS, format_func=ui.NAMES.get, key="rnn_cell", bind="query-params")
     config = rnn.CountingConfig(vocab_size=int(vocab), seq_len=int(seq_len), cell=cell)
-    st.caption(
-        f"Training data: all V − L = {config.vocab_size - config.seq_len} runs of L + 1 consecutive numbers, one-hot "
-        "inputs, the target at every step is the input shifted by one; batches of half the data, Adam, "
-        "stopping at 100% training accuracy."
-        if config.vocab_size > config.seq_len
-        else "Training data: runs of L + 1 consecutive numbers below V, so V must be larger than L."
-    )
-    problem = ""
-    try:
-        rnn.check_counting(config)
-    except ValueError as exc:
-        problem = f"Can't train: {exc}. Raise V or lower L."
+    st.caption(ui.counting_data_caption(config))
     job = training_controls(
-        "rnn_count", lambda: training.spec(rnn.counting_target, config), label="Train counter", reason=problem
+        "rnn_count",
+        lambda: training.spec(rnn.counting_target, config),
+        label="Train counter",
+        reason=ui.counting_problem(config),
     )
     live(job, lambda snap: st.plotly_chart(ui.counting_chart(snap), key="rnn_count_chart"))
     model = job.latest() if job else None  # your counter, at its latest epoch while it trains
     if model is not None:
         st.caption(f"Querying your {ui.NAMES[model.cell_name]} (V = {model.vocab_size}).")
     else:
-        default = zoo.counter_job()
-        if default.snapshot().state == training.DONE:
-            model = default.latest()
-            st.caption(
-                f"Querying the default counter (V = 128, L = 6), {zoo.origin(default.snapshot())}; train your own above."
-            )
-        else:
-            default_status(default, "The default counter (V = 128, L = 6), one for the whole class")
+        model = ui.default_counter(zoo.counter_job())  # None until the class's counter is trained
     text = st.text_input(
         "Type a sequence of numbers", "7 8 9 10", key="rnn_seq", bind="query-params",
         help="Any length: shorter or longer than the training length.",
     )  # fmt: skip
     if model is not None:
-        with guard("Predicting"):
-            sequence = rnn.parse_sequence(text)
-            probs = rnn.next_distribution(model, sequence)
-            nxt = int(probs.argmax())
-            m1, m2 = st.columns([1, 3])
-            m1.metric("Predicted next number", nxt, help="argmax of p(next number)")
-            m1.metric("Its probability", f"{float(probs[nxt]):.1%}")
-            m2.plotly_chart(ui.probability_chart(probs), key="rnn_probs")
-            st.plotly_chart(ui.hidden_heatmap(rnn.hidden_states(model, sequence), sequence), key="rnn_hidden")
-            st.caption("Each column is the whole memory of the network after reading that number.")
+        ui.prediction(model, text)
 
 with tab_length:
     st.markdown(ui.LENGTH_INTRO)
@@ -110,17 +77,7 @@ with tab_memory:
         label="Run",
         reason="" if cells else "Choose at least one cell.",
     )
-    chance = 1 / memory_config.n_symbols
-    live(
-        job,
-        lambda snap: st.plotly_chart(
-            ui.curves_chart(
-                snap.artifacts.get("curves"), "Recall of the first element", "sequence length L", None, chance
-            ),
-            key="rnn_memory_chart",
-        ),
-    )
-    st.caption(f"{memory_config.n_symbols} symbols, so guessing scores {chance:.1%}. Lengths: {memory_config.lengths}.")
+    ui.memory_results(job, memory_config)
 
 with tab_grad:
     st.markdown(
@@ -138,14 +95,7 @@ with tab_grad:
     job = training_controls(
         "rnn_grad", lambda: training.spec(rnn.vanishing_gradients_target, grad_config), label="Measure"
     )
-    if job is not None and job.snapshot().state == "done":
-        st.plotly_chart(ui.gradient_chart(job.result), key="rnn_grad_chart")
-        ratios = {c: v[0] / v[-1] for c, v in job.result.items()}
-        st.caption(
-            " · ".join(f"{ui.NAMES[c]}: step 1 gets {r:.1e} of the last step's gradient" for c, r in ratios.items())
-        )
-    else:
-        live(job, lambda snap: None)
+    ui.gradient_results(job)
 
 with tab_lstm:
     corpus = corpus_picker("rnn")
@@ -162,13 +112,6 @@ with tab_lstm:
         return training.spec(char_lstm.char_lstm_target, corpus.ref(), lstm_model, lstm_train, name)
 
     job = training_controls("rnn_lstm", lstm_target, label="Train char-LSTM", disabled=corpus is None)
-
-    def lstm_view(snap):
-        st.plotly_chart(loss_chart(snap, ("loss", "val_loss"), "Char-LSTM loss (nats/char)"), key="rnn_lstm_loss")
-        if snap.artifacts.get("sample"):
-            st.markdown(f"**Sample at step {snap.artifacts['sample_step']:,}** (temperature {lstm_train.temperature}):")
-            st.code(snap.artifacts["sample"], language=None, wrap_lines=True)
-
-    live(job, lstm_view)
+    live(job, lambda snap: ui.lstm_progress(snap, lstm_train.temperature))
     if (lm := offer_model(job)) is not None:
         st.success(f"“{lm.name}” is now available in the Generation lab.")

@@ -1,5 +1,5 @@
-"""Drawing helpers of the RNN lab: charts of curves, probabilities, hidden states and gradient norms.
-hidden states and gradient norms. `pages/rnn.py` reads widgets, calls `mllm_core.rnn` and draws these.
+"""Drawing helpers of the RNN lab: charts of curves, probabilities, hidden states and gradient norms,
+and the panels that show each tab's result. `pages/rnn.py` reads widgets, calls `mllm_core.rnn` and draws these.
 """
 
 from __future__ import annotations
@@ -8,14 +8,64 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from mllm_core import rnn
+from mllm_core import rnn, training, zoo
 from mllm_core.training import JobSnapshot, TrainingJob
-from ui.common import MARGIN, curve, live
+from ui.common import MARGIN, curve, default_status, guard, live, loss_chart
 
 COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
 NAMES = {"rnn": "RNN (hand-written)", "lstm": "LSTM", "gru": "GRU"}
 INIT_NAMES = {"torch": "torch's default (uniform ±1/√H)", "orthogonal": "orthogonal W_hh"}
 LAYOUT = dict(height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting
+
+
+def counting_data_caption(config: rnn.CountingConfig) -> str:
+    """What the counter trains on, or why these V and L cannot work."""
+    if config.vocab_size <= config.seq_len:
+        return "Training data: runs of L + 1 consecutive numbers below V, so V must be larger than L."
+    return (
+        f"Training data: all V − L = {config.vocab_size - config.seq_len} runs of L + 1 consecutive numbers, one-hot "
+        "inputs, the target at every step is the input shifted by one; batches of half the data, Adam, "
+        "stopping at 100% training accuracy."
+    )
+
+
+def counting_problem(config: rnn.CountingConfig) -> str:
+    """Why Train waits ("" when the settings can train), from `rnn.check_counting`."""
+    try:
+        rnn.check_counting(config)
+    except ValueError as exc:
+        return f"Can't train: {exc}. Raise V or lower L."
+    return ""
+
+
+def default_counter(default: TrainingJob):
+    """The class default counter once trained, with a caption saying where it comes from; before
+    that, its progress (the page reruns when it is done) and None."""
+    if default.snapshot().state != training.DONE:
+        default_status(default, "The default counter (V = 128, L = 6), one for the whole class")
+        return None
+    st.caption(
+        f"Querying the default counter (V = 128, L = 6), {zoo.origin(default.snapshot())}; train your own above."
+    )
+    return default.latest()
+
+
+def prediction(model, text: str) -> None:
+    """The counter's next number for the typed sequence, its distribution and the hidden state at each step."""
+    with guard("Predicting"):
+        sequence = rnn.parse_sequence(text)
+        probs = rnn.next_distribution(model, sequence)
+        nxt = int(probs.argmax())
+        m1, m2 = st.columns([1, 3])
+        m1.metric("Predicted next number", nxt, help="argmax of p(next number)")
+        m1.metric("Its probability", f"{float(probs[nxt]):.1%}")
+        m2.plotly_chart(probability_chart(probs), key="rnn_probs")
+        st.plotly_chart(hidden_heatmap(rnn.hidden_states(model, sequence), sequence), key="rnn_hidden")
+        st.caption("Each column is the whole memory of the network after reading that number.")
 
 
 def counting_chart(snap: JobSnapshot) -> go.Figure:
@@ -200,3 +250,40 @@ def length_results(job: TrainingJob | None, reference: dict[str, list[tuple[int,
     )
     with st.expander("Why ours may not look like the seed's"):
         st.markdown(LENGTH_NOTES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory, gradients, the char-LSTM
+
+
+def memory_results(job: TrainingJob | None, config: rnn.MemoryConfig) -> None:
+    """The memory experiment's recall curves against chance, live while it runs."""
+    chance = 1 / config.n_symbols
+    live(
+        job,
+        lambda snap: st.plotly_chart(
+            curves_chart(
+                snap.artifacts.get("curves"), "Recall of the first element", "sequence length L", None, chance
+            ),
+            key="rnn_memory_chart",
+        ),
+    )
+    st.caption(f"{config.n_symbols} symbols, so guessing scores {chance:.1%}. Lengths: {config.lengths}.")
+
+
+def gradient_results(job: TrainingJob | None) -> None:
+    """The gradient norms per time step once measured, with how much reaches step 1; progress before."""
+    if job is None or job.snapshot().state != "done":
+        live(job, lambda snap: None)
+        return
+    st.plotly_chart(gradient_chart(job.result), key="rnn_grad_chart")
+    ratios = {c: v[0] / v[-1] for c, v in job.result.items()}
+    st.caption(" · ".join(f"{NAMES[c]}: step 1 gets {r:.1e} of the last step's gradient" for c, r in ratios.items()))
+
+
+def lstm_progress(snap: JobSnapshot, temperature: float) -> None:
+    """The char-LSTM's losses and its latest sample."""
+    st.plotly_chart(loss_chart(snap, ("loss", "val_loss"), "Char-LSTM loss (nats/char)"), key="rnn_lstm_loss")
+    if snap.artifacts.get("sample"):
+        st.markdown(f"**Sample at step {snap.artifacts['sample_step']:,}** (temperature {temperature}):")
+        st.code(snap.artifacts["sample"], language=None, wrap_lines=True)
