@@ -1,7 +1,8 @@
 """Drawing helpers of the Generation lab: token spans, next-token bar charts, the leaderboard.
 
-Pure functions from engine results to HTML strings, plotly figures and DataFrames; the page
-(`pages/generation.py`) decides where they go. Nothing here trains or samples.
+Pure functions from engine results to HTML strings, plotly figures and DataFrames, and the panels
+that draw them (a default model's status, the inspected result, the leaderboard); the page
+(`pages/generation.py`) samples and decides where they go. Nothing here trains or samples.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ from dataclasses import dataclass
 
 import pandas as pd
 import plotly.graph_objects as go
+import streamlit as st
 import torch
 
+from mllm_core import metrics, training, zoo
 from mllm_core.sampling import GenerationStep
 from mllm_core.zoo import LeaderboardRow
+from ui import common
 from ui.common import MARGIN, show_token
 
 TOP_K_SHOWN = 10  # bars in the next-token chart
+YOURS = " (yours)"  # marks this session's models (trained in the other labs) in the model lists
 INFINITE_SCORE = (
     "Infinite: the model gives some token of the text probability 0, and −log₂ 0 = ∞. A plain-count (MLE) "
     "n-gram does that to every word or continuation it never saw; add-k or Kneser-Ney smoothing keeps "
@@ -164,3 +169,81 @@ def leaderboard_chart(rows: list[LeaderboardRow]) -> go.Figure:
     fig.update_layout(xaxis_title="bits per character on the validation text (lower is better)")
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "Leaderboard", height=60 + 40 * max(1, len(scored)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Panels
+
+
+def status(name: str, job: training.TrainingJob | None, model) -> None:
+    """Say where a default model stands (`job` None: one of yours); poll while it trains and rerun once it is done."""
+    snap = job.snapshot() if job else None
+    if snap is None or snap.state == training.DONE:
+        return
+    if snap.state == training.FAILED:
+        st.error(f"Training {name} failed: {snap.error}", icon=":material/error:")
+        return
+    if model is None:
+        st.info(f"**{name}** is {snap.state} ({zoo.origin(snap)}): one for everyone, it appears here when ready.")
+    else:
+        st.caption(f"**{name}** is still training: you are sampling its latest snapshot.")
+    common.live(job, lambda s: None, every=2.0)
+
+
+def inspect_result(result: tuple[str, str, list[StepView]] | None, out) -> None:
+    """The last generated text (model, prompt, steps) in `out`, with a step to inspect: picked by
+    clicking its bar or with the slider, outlined in the text, its next-token chart below."""
+    if not result:
+        return
+    used_model, used_prompt, views = result
+    if not views:
+        st.info("Nothing generated: ask for at least one token.")
+        return
+    pick = st.plotly_chart(chosen_probability_chart(views), key="gen_pick", on_select="rerun", selection_mode="points")
+    points = pick.selection.points if pick else []
+    if points and points[0]["x"] != st.session_state.get("gen_last_pick"):
+        st.session_state["gen_last_pick"] = st.session_state["gen_step"] = int(points[0]["x"])
+    st.session_state["gen_step"] = min(st.session_state.get("gen_step", 1), len(views))
+    index = st.slider("Inspect step", 1, max(2, len(views)), key="gen_step", disabled=len(views) < 2)
+    out.markdown(tokens_html(used_prompt, views, selected=index), unsafe_allow_html=True)
+    st.caption(f"{used_model}: {len(views)} tokens. Colour = probability of the drawn token (hover a token).")
+    st.plotly_chart(next_token_chart(views[index - 1], index), key="gen_next")
+    common.download_text("Download the text", used_prompt + "".join(v.token for v in views), "generated.txt")
+
+
+def saved_side_by_side(prompt: str, outputs: dict[str, list[StepView]]) -> None:
+    """The last side-by-side comparison, one column per model, as it ended."""
+    for (name, views), col in zip(outputs.items(), st.columns(max(1, len(outputs))), strict=False):
+        col.markdown(f"**{name}**")
+        col.markdown(tokens_html(prompt, views), unsafe_allow_html=True)
+
+
+def leaderboard(jobs: dict[str, training.TrainingJob]) -> None:
+    """The leaderboard of the class defaults (`zoo.leaderboard`), polling while any of them trains."""
+    polling = any(not job.snapshot().finished for job in set(jobs.values()))
+
+    @st.fragment(run_every=2.0 if polling else None)
+    def board() -> None:
+        rows = zoo.leaderboard(jobs)
+        if polling and all(row.state == training.DONE for row in rows):
+            st.rerun()  # everything is scored: one full rerun stops the polling
+        st.dataframe(leaderboard_style(leaderboard_frame(rows)), hide_index=True, key="gen_board_table")
+        if any(row.evaluation is not None for row in rows):
+            st.plotly_chart(leaderboard_chart(rows), key="gen_board_chart")
+        else:
+            st.caption("The chart appears as the first scores land.")
+
+    board()
+
+
+def session_scores(mine: dict, config: zoo.ZooConfig) -> None:
+    """A button that scores this session's models on the leaderboard's text, and their scores so far."""
+    if mine and st.button("Score this session's models on the same text", key="gen_score"):
+        scores = st.session_state.setdefault("gen_scores", {})
+        for name, lm in mine.items():
+            with common.guard(f"Scoring {name}"), st.spinner(f"Scoring {name}…"):
+                scores[name] = metrics.evaluate(lm, zoo.validation_text(config))
+    for name, ev in st.session_state.get("gen_scores", {}).items():
+        st.write(f"**{name}{YOURS}**: {ev.bits_per_char:.3f} bits per character ({ev.n_tokens:,} tokens scored)")
+        if not math.isfinite(ev.bits_per_char):
+            st.caption(INFINITE_SCORE)
