@@ -14,7 +14,16 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mllm_core import corpora
-from mllm_core.ngram import EOS, Memorisation, NGramCounts, NGramModel, count_ngrams, perplexity_curve, split_tokens
+from mllm_core.ngram import (
+    EOS,
+    Memorisation,
+    NGramCounts,
+    NGramModel,
+    backoff_steps,
+    count_ngrams,
+    perplexity_curve,
+    split_tokens,
+)
 from ui.common import MARGIN
 
 ORDERS = (1, 2, 3, 4, 5)  # the n of the side-by-side samples and of the curves
@@ -39,6 +48,12 @@ def fitted(text_digest: str, level: str, hold_out: bool, _text: str) -> LabData:
     train, val = corpora.train_val_split(_text) if hold_out else (_text, "")
     train_seqs, val_seqs = split_tokens(train, level), split_tokens(val, level) if val else []
     return LabData(count_ngrams(train_seqs, max(ORDERS)), train_seqs, val_seqs)
+
+
+@st.cache_resource(show_spinner=False)
+def fox_model() -> NGramModel:
+    """The trigram model of the two fox sentences (word tokens), built once for every session."""
+    return NGramModel(3).fit(split_tokens(corpora.FOX_TEXT, "word"))
 
 
 def plural(n: int, word: str) -> str:
@@ -124,6 +139,51 @@ def highlighted(tokens: list[str], mem: Memorisation, level: str) -> str:
     return f'<div style="line-height:1.9;white-space:pre-wrap">{sep.join(spans)}</div>'
 
 
+def unknown_warning(prompt: list[str], data: LabData, smoothing: str, smoothing_name: str) -> None:
+    """Warn about prompt tokens the training text never had, and what the smoothing does with them."""
+    unknown = list(dict.fromkeys(t for t in prompt if t not in data.counts.index and t != "</s>"))
+    if unknown:
+        st.warning(
+            f"Never seen in the training text: {', '.join(repr(t) for t in unknown[:8])}. They count as `<unk>`, "
+            "so contexts holding them were never seen either: "
+            + ("MLE falls back to shorter contexts." if smoothing == "mle" else f"{smoothing_name} smooths.")
+        )
+
+
+def sample_columns(prompt: list[str], out: dict[int, list[str] | str], n: int, level: str) -> None:
+    """The samples of n = 1..5 side by side (an error message in place of a sample that failed)."""
+    for col, order in zip(st.columns(len(ORDERS)), ORDERS, strict=True):
+        col.markdown(f"**n = {order}**" + (" (current)" if order == n else ""))
+        if isinstance(out[order], str):
+            col.error(out[order])
+        else:
+            col.container(border=True).markdown(sample_html(prompt, out[order], level), unsafe_allow_html=True)
+
+
+def memorisation_meter(generated: list[str], mem: Memorisation, n: int, level: str) -> None:
+    """How much of a sample is copied verbatim from the corpus, and the sample with the copies marked."""
+    m1, m2 = st.columns(2)
+    m1.metric(f"{n + 1}-grams copied verbatim from the corpus", f"{mem.share:.0%}")
+    m2.metric("Longest copied span", f"{mem.longest} tokens")
+    st.progress(min(1.0, mem.share))
+    st.markdown(highlighted(generated, mem, level), unsafe_allow_html=True)
+    st.caption("Yellow: inside an (n + 1)-gram that occurs in the training text; orange: the longest copied span.")
+
+
+def fox_example() -> None:
+    """The fox sentences, four of their probabilities and the bigram or trigram table."""
+    fox = fox_model()
+    st.markdown("> " + corpora.FOX_TEXT.replace("\n", "  \n> "))
+    f1, f2, f3, f4 = st.columns(4)
+    f1.metric("p(quick | The)", f"{fox.prob('quick', ['The']):.2f}")
+    f2.metric("p(fox | The)", f"{fox.prob('fox', ['The']):.2f}")
+    f3.metric("p(is | The fox)", f"{fox.prob('is', ['The', 'fox']):.2f}")
+    f4.metric("p(jumps | brown fox)", f"{fox.prob('jumps', ['brown', 'fox']):.2f}")
+    order = st.radio("Table", [2, 3], format_func={2: "bigrams", 3: "trigrams"}.get, key="ng_fox", horizontal=True)
+    st.dataframe(fox_table(fox, order), hide_index=True)
+    st.caption("<s> pads the start of each sentence and </s> marks its end; case is kept, so 'The' ≠ 'the'.")
+
+
 def fox_table(model: NGramModel, order: int) -> pd.DataFrame:
     rows = model.probability_table(order)
     return pd.DataFrame(
@@ -159,6 +219,28 @@ def perplexity_chart(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def curves_panel(df: pd.DataFrame, smoothing_name: str) -> None:
+    """Perplexity, sparsity and table size against n, a note when the validation perplexity is
+    infinite, and the numbers."""
+    g1, g2, g3 = st.columns(3)
+    g1.plotly_chart(perplexity_chart(df), key="ng_ppl")
+    g2.plotly_chart(bar_chart(df, "unseen", "Validation n-grams never seen", "% unseen", True), key="ng_sparse")
+    g3.plotly_chart(bar_chart(df, "table", "Count-table size", "distinct n-grams"), key="ng_table")
+    infinite = df[df["zero_share"] > 0]
+    if len(infinite):
+        worst = infinite.iloc[-1]
+        st.info(
+            f"{smoothing_name} gives probability 0 to {worst['zero_share']:.1%} of the validation tokens at "
+            f"n = {int(worst['n'])} (unseen words or continuations), so its validation perplexity is infinite "
+            "and not drawn. Choose add-k or Kneser-Ney to see it."
+        )
+    st.caption(
+        "Train perplexity falls as n grows while validation perplexity stops improving: the model memorises. "
+        f"Scored on at most {CURVE_TOKENS:,} tokens of each split."
+    )
+    st.dataframe(df, hide_index=True)
+
+
 def bar_chart(df: pd.DataFrame, column: str, title: str, y_title: str, percent: bool = False) -> go.Figure:
     fig = go.Figure(go.Bar(x=df["n"], y=df[column] * (100 if percent else 1), marker_color="#60a5fa"))
     fig.update_layout(title=title, xaxis_title="n", yaxis_title=y_title, **_LAYOUT)
@@ -185,3 +267,30 @@ def step_html(prompt: list[str], generated: list[str], step: int, level: str) ->
         span(generated[step:], "color:#9ca3af"),
     ]
     return f'<div style="line-height:1.9;white-space:pre-wrap">{sep.join(p for p in parts if p)}</div>'
+
+
+def step_through(model: NGramModel, prompt: list[str], generated: list[str], smoothing: str, level: str) -> None:
+    """A slider over the sample's steps: the next-token distribution at that step, the text with the
+    step's token marked, its context, and where MLE fell back to a shorter context."""
+    backoffs = backoff_steps(model, prompt, generated) if smoothing == "mle" else []
+    if backoffs:
+        st.info(
+            f"MLE fell back to a shorter context at {len(backoffs)} of {len(generated)} steps "
+            f"(steps {', '.join(str(s + 1) for s in backoffs[:12])}{' …' if len(backoffs) > 12 else ''}): "
+            "the full context never occurs in the training text."
+        )
+    if st.session_state.get("ng_step", 1) > len(generated):
+        st.session_state["ng_step"] = len(generated)
+    step = st.slider("Step", 1, len(generated), 1, key="ng_step") if len(generated) > 1 else 1
+    context = model.context_for(prompt + generated[: step - 1])
+    chosen, p_chosen = generated[step - 1], model.prob(generated[step - 1], context)
+    dist = model.next_distribution(context, top=15)
+    dist.setdefault(chosen, p_chosen)  # the sampled token is drawn even when it is not a favourite
+    left, right = st.columns([3, 2])
+    left.plotly_chart(distribution_chart(dist, chosen, "Next-token distribution"), key="ng_dist")
+    right.markdown(step_html(prompt, generated, step, level), unsafe_allow_html=True)
+    right.markdown(f"Context: `{' '.join(context) if level == 'word' else ''.join(context)!r}`")
+    used = model.backoff_context(context)
+    if smoothing == "mle" and len(used) < len(context):
+        right.info(f"This context was never seen: MLE uses the shorter context {used!r} instead.")
+    right.markdown(f"Sampled: **{chosen!r}** (p = {p_chosen:.3g})")
