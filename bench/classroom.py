@@ -12,7 +12,9 @@ The scenario of issue 13 ("Classroom at scale"), in real headless Chromium drive
    closes;
 3. meanwhile one more user arrives (a timed page load of Home) and switches between Home and
    the Tokenizer through the sidebar, timing each switch until the new title is drawn and
-   Streamlit's "running" indicator has gone, and a thread polls `/_stcore/health`;
+   Streamlit's "running" indicator has gone, and `/_stcore/health` is polled every 0.5 s; both
+   run in an observer process with a browser of its own, at the priority and on the cores the
+   bench was started with (see `Observer`): they stand for people on other machines;
 4. a sampler reads the server's process tree from /proc every second (RSS, CPU time, threads),
    which gives the peak RSS and how long the CPU takes to go idle after the tabs close.
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import functools
 import json
 import os
 import re
@@ -617,8 +620,88 @@ async def other_user(browser, url: str, class_end: float, clock, contexts: list)
     return record
 
 
+# ---------------------------------------------------------------------------------------------
+# The observer: the other user and the health probe, in a process of their own
+
+# The other user and the load balancer's health check are not in the class: in a real class they
+# sit on other machines. Measured from the bench's own process they waited for its GIL and its
+# event loop, busy with 25 tabs (and, with --spread, for a core at nice 19), so their figures said as
+# much about the bench as about the server. The observer process starts before the bench lowers its
+# priority or pins its core, so it keeps the priority and cores the bench was started with.
+
+
+class Observer:
+    """`python -m bench.classroom --observer`, driven by one JSON line per command on its stdin."""
+
+    def __init__(self, origin: float):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.classroom", "--observer", str(origin)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def _ask(self, **command) -> dict | None:
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        return json.loads(line) if line else None
+
+    def watch_health(self, url: str) -> None:
+        self._ask(cmd="health", url=url)
+
+    def switch_pages(self, url: str, class_end: float) -> dict:
+        """Blocks until the class ends (run it in a thread)."""
+        return self._ask(cmd="switch", url=url, class_end=class_end) or {"load": None, "switches": []} | new_record()
+
+    def stop(self) -> list:
+        """The health samples; the observer exits."""
+        if self.proc.poll() is not None:
+            return []
+        answer = self._ask(cmd="stop")
+        self.proc.wait(timeout=60)
+        return (answer or {}).get("health", [])
+
+
+def observe(origin: float) -> int:
+    """The observer's loop: answers each command of `Observer` with one JSON line."""
+
+    def clock() -> float:
+        return time.monotonic() - origin
+
+    health = None
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["cmd"] == "health":
+            health = Sampler(functools.partial(health_latency, command["url"]), 0.5, clock)
+            health.start()
+            answer: dict = {}
+        elif command["cmd"] == "switch":
+            answer = asyncio.run(switch_alone(command["url"], command["class_end"], clock))
+        else:
+            if health is not None:
+                health.stop()
+            print(json.dumps({"health": health.samples if health else []}), flush=True)
+            return 0
+        print(json.dumps(answer), flush=True)
+    return 0
+
+
+async def switch_alone(url: str, class_end: float, clock: Callable[[], float]) -> dict:
+    """`other_user` in a browser of its own."""
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        contexts: list = []
+        try:
+            return await other_user(browser, url, class_end, clock, contexts)
+        finally:
+            await asyncio.gather(*(c.close() for c in contexts), return_exceptions=True)
+            await browser.close()
+
+
 async def run_class(
-    url: str, args: argparse.Namespace, watch_s: float, clock: Callable[[], float], marks: dict
+    url: str, args: argparse.Namespace, watch_s: float, clock: Callable[[], float], marks: dict, observer: Observer
 ) -> dict:
     """Warm up, open the lab in every student's tab, press Train at once, train, close every tab;
     then, after `watch_s` seconds (the server's CPU is watched meanwhile), look for shared jobs."""
@@ -635,7 +718,7 @@ async def run_class(
                 marks["click"] = t_click = clock()  # the barrier: every tab is ready (or gave up)
                 marks["click_wall"] = time.time()  # for the server log's first steps (`server_first_steps`)
                 class_end = t_click + args.duration
-                other = asyncio.create_task(other_user(browser, url, class_end, clock, contexts))
+                other = asyncio.create_task(asyncio.to_thread(observer.switch_pages, url, class_end))
                 limit = min(args.timeout, args.duration)
                 ready = [(page, rec) for page, rec in opened if rec["ready_s"] is not None]
                 await asyncio.gather(*(train(page, rec, t_click, limit, class_end, clock) for page, rec in ready))
@@ -659,6 +742,9 @@ def _interrupt(signum, frame):  # SIGTERM ends the run as Ctrl-C does: every fin
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--observer"]:
+        return observe(float(argv[1]))
     parser = argparse.ArgumentParser(prog="python -m bench.classroom", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=1, help="students pressing Train at once (default 1)")
     parser.add_argument("--pin", action="store_true", help="server on core 0, browsers on core 1")
@@ -688,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)
     origin = time.monotonic()
+    observer = Observer(origin)  # before this process lowers its priority or pins its core
 
     def clock() -> float:
         return time.monotonic() - origin
@@ -706,24 +793,27 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(stop_server, proc)
             pid = proc.pid
         marks["server_up"] = clock()
-        health = Sampler(lambda: health_latency(url), 0.5, clock)
+        observer.watch_health(url)
+        stack.callback(observer.stop)
         server = Sampler(lambda: tree_usage(pid), 1.0, clock) if pid else None
         client = Sampler(client_usage, 1.0, clock)
-        for sampler in filter(None, (health, server, client)):
+        for sampler in filter(None, (server, client)):
             sampler.start()
             stack.callback(sampler.stop)
         try:
-            raw = asyncio.run(run_class(url, args, IDLE_WINDOW_S + IDLE_HOLD if server else 0, clock, marks))
+            watch = IDLE_WINDOW_S + IDLE_HOLD if server else 0
+            raw = asyncio.run(run_class(url, args, watch, clock, marks, observer))
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM; the ExitStack stops the samplers and the server
             print("interrupted: no figures", file=sys.stderr)
             return 130
-        for sampler in filter(None, (health, server, client)):
+        health = observer.stop()
+        for sampler in filter(None, (server, client)):
             sampler.stop()
         exit_info = stop_server(proc) if proc else None
         raw |= {
             "config": config,
             "marks": {k: round(v, 3) for k, v in marks.items()},
-            "health": health.samples,
+            "health": health,
             "server": [(t, r) for t, r in server.samples if r] if server else [],
             "client": client.samples,
             "server_exit": exit_info,

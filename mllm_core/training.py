@@ -136,6 +136,24 @@ def warm_up_torch() -> None:
     opt.step()
 
 
+def share_malloc_arena() -> bool:
+    """Make every thread of this process allocate from one glibc malloc arena; True if it took effect.
+
+    glibc gives each new thread its own arena (up to 8 per core), and an arena keeps what its thread
+    freed. A worker runs each job in its own thread, so 25 jobs kept 25 copies of a step's peak
+    activations: about 74 MB per attention job, 54 MB with one arena (10 jobs, measured). The jobs
+    take turns on one slot, so they never contend for the arena. Elsewhere (musl, macOS) a no-op.
+    """
+    import ctypes
+    import ctypes.util
+
+    m_arena_max = -8  # glibc's mallopt parameter number for M_ARENA_MAX
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(m_arena_max, 1))
+    except (OSError, AttributeError):
+        return False
+
+
 TRAIN_NICE = 10  # training threads run at this nice level, so the web server's threads get the CPU first
 
 
@@ -781,31 +799,32 @@ def run_sync(target: Callable[[TrainContext], Any], **kwargs) -> Any:
 
 
 __all__ = [
+    "DONE",
     "EXECUTOR_ENV",
     "Executor",
-    "DONE",
     "FAILED",
     "FINISHED_STATES",
-    "MANAGER",
-    "PAUSED",
-    "QUEUED",
-    "RUNNING",
-    "StageContext",
-    "STOPPED",
     "JobManager",
     "JobSnapshot",
     "JobSpec",
     "JobStopped",
+    "MANAGER",
     "NullContext",
+    "PAUSED",
+    "QUEUED",
+    "RUNNING",
+    "STOPPED",
+    "StageContext",
     "TrainContext",
     "TrainingJob",
     "configure_torch_threads",
     "describe_device",
     "estimate_eta",
-    "max_jobs",
     "executor",
+    "max_jobs",
     "resolve_device",
     "run_sync",
+    "share_malloc_arena",
     "shared_job",
     "spec",
     "submit",

@@ -100,6 +100,7 @@ def loads(data: bytes) -> Any:
 def serve(commands: Connection, updates: Connection) -> None:
     """A worker's life: run the jobs the server sends, report their progress, exit on EOF."""
     os.nice(training.TRAIN_NICE)  # before any thread exists: torch's pool threads inherit it
+    training.share_malloc_arena()  # before the job threads exist: they all allocate from one arena
     training.warm_up_torch()
     # the default corpus, read (or parsed) while the worker waits for its first job, which needs it
     threading.Thread(target=corpora.load, name="mllm-preload", daemon=True).start()

@@ -1,5 +1,5 @@
 """The classroom benchmark's pure helpers: reading the job status line, summarising timings with
-time-outs, when the CPU settles, a process tree. No browser and no server start here."""
+time-outs, when the CPU settles, a process tree. No browser and no Streamlit server start here."""
 
 from __future__ import annotations
 
@@ -125,3 +125,31 @@ def test_summary_and_table_row_of_a_class_of_four():
         "| 4 (pinned) | > 120 s | 1 / 4 (1 stayed queued, 1 never loaded) | > 120 s / > 120 s | 3.0 s / > 60 s"
     )
     assert "| 0.40 s (1 failed) | 500 MiB |" in row
+
+
+def test_the_observer_process_polls_health_and_reports_on_stop():
+    """The health probe runs in a process of its own and hands back its samples when stopped."""
+    import http.server
+    import threading
+    import time
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            self.send_response(200 if self.path == "/_stcore/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        observer = classroom.Observer(time.monotonic())
+        observer.watch_health(f"http://127.0.0.1:{server.server_address[1]}")
+        time.sleep(1.2)
+        samples = observer.stop()
+    finally:
+        server.shutdown()
+    assert len(samples) >= 2 and all(0 < latency < 5 for _, latency in samples)
+    assert observer.proc.returncode == 0

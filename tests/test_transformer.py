@@ -18,6 +18,7 @@ from mllm_core.transformer import (
     position_similarity,
     probe_ids,
     sinusoidal_encoding,
+    tokens,
     train_gpt,
 )
 
@@ -292,3 +293,13 @@ def test_bpe_tokens_train_too():
 def test_a_text_shorter_than_the_block_is_a_clear_error():
     with pytest.raises(ValueError, match="fewer than block_size"):
         train_gpt("tiny", SMALL, QUICK)
+
+
+def test_jobs_on_the_same_text_share_one_encoding():
+    """A class training the default holds one copy of the token ids per process, not one per job."""
+    text = "the cat sat on the mat\n" * 50
+    a = tokens(text, GPTTrainConfig(lr=1e-3), 16)
+    b = tokens("".join([text]), GPTTrainConfig(lr=3e-3, steps=5), 16)  # an equal string, other settings
+    assert a[1].train is b[1].train and a[0] is b[0]
+    c = tokens(text, GPTTrainConfig(tokenizer="bpe", bpe_vocab_size=260), 16)
+    assert c[0] is not a[0] and c[0].decode(c[1].train.tolist()) + c[0].decode(c[1].val.tolist()) != ""
