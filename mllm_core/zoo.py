@@ -494,7 +494,7 @@ def attention_job() -> training.TrainingJob:
     return attention_default().job()
 
 
-EMBEDDINGS_EPOCHS = 100  # WordSim-353 ρ 0.433 (seed 0; 43 epochs gave 0.427); ~70 s on an idle core
+EMBEDDINGS_EPOCHS = 100  # WordSim-353 ρ 0.433 (input vectors; 0.474 input + output); ~70 s on an idle core
 
 
 def embeddings_budget() -> dict[str, float]:

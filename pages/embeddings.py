@@ -9,7 +9,7 @@ from ui.common import corpus_picker, get_job, guard, live, loss_chart, page_head
 
 MODES = {"CBOW": "cbow", "skip-gram": "skipgram"}
 LOSSES = {"negative sampling": "negative-sampling", "full softmax": "full-softmax"}
-WHICH = {"context (input) vectors": "context", "centre (output) vectors": "center"}
+WHICH = {"input + output": "sum", "context (input) vectors": "context", "centre (output) vectors": "center"}
 
 page_header(
     "Embeddings (word2vec)",
@@ -120,6 +120,7 @@ def render(snap) -> None:
                 st.dataframe(ui.neighbours_frame(pairs), hide_index=True, key="emb_analogy")
         except UnknownWordError as err:
             ui.unknown_word(err)
+    st.caption(ui.which_scores(model, which))
     words, colors = ui.plot_words(model, n_plot, query, neighbours, find)
     vectors = model.vectors(which)[[model.index[w] for w in words]].numpy()
     if method == "t-SNE" and not snap.finished:

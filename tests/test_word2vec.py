@@ -192,6 +192,13 @@ def test_context_and_center_vectors_differ(wiki_model):
     assert not torch.equal(wiki_model.vector("war", which="context"), wiki_model.vector("war", which="center"))
     with pytest.raises(ValueError, match="which"):
         wiki_model.vector("war", which="both")
+    total = wiki_model.vector("war", which="context") + wiki_model.vector("war", which="center")
+    assert torch.equal(wiki_model.vector("war", which="sum"), total)
+    best = wiki_model.most_similar("war", topn=1, which="sum")[0]
+    unit = torch.nn.functional.normalize(wiki_model.vectors("sum"), dim=1)
+    cos = unit @ unit[wiki_model.index["war"]]
+    cos[wiki_model.index["war"]] = -2
+    assert best[0] == wiki_model.words[int(cos.argmax())] and best[1] == pytest.approx(float(cos.max()), abs=1e-5)
 
 
 def test_too_small_corpora_raise_clear_errors():

@@ -33,12 +33,26 @@ def progress_metrics(snap: training.JobSnapshot) -> None:
         st.caption("Building the vocabulary and the first batches…")
         return
     cols = st.columns(4)
-    cols[0].metric("WordSim-353 ρ", _fmt(p.wordsim), help="Spearman ρ of cosines vs human relatedness scores")
+    cols[0].metric(
+        "WordSim-353 ρ", _fmt(p.wordsim), help="Spearman ρ of the input vectors' cosines vs human relatedness scores"
+    )
     cols[1].metric("SimLex-999 ρ", _fmt(p.simlex), help="Spearman ρ vs human similarity scores (harder)")
     cols[2].metric("Words / second", f"{p.words_per_second:,.0f}")
     cols[3].metric("Epochs", f"{p.epoch:,}", help="Passes over the corpus so far")
     if p.fraction < 1:
         st.caption(f"Learning-rate schedule {p.fraction:.0%} done.")
+
+
+def which_scores(model, which: str) -> str:
+    """What the chosen vectors score, beside the charts (which follow the input vectors)."""
+    scores = f"WordSim-353 ρ {_fmt(model.evaluate('wordsim353', which))}, SimLex-999 ρ {_fmt(model.evaluate('simlex999', which))}"
+    if which == "context":
+        return f"These input vectors: {scores}."
+    return (
+        f"These vectors ({'input + output' if which == 'sum' else 'output'}): {scores}; the charts above follow the "
+        "input vectors. Adding each word's output vector (what it predicts) to its input vector (what predicts it) "
+        "is GloVe's choice and Levy et al.'s (2015) advice for word2vec."
+    )
 
 
 def _fmt(x: float) -> str:
