@@ -66,6 +66,7 @@ LAB_SLOT = "att"  # the name of its training job (pages/attention.py)
 FIRST_STEP_GOAL_S = 15.0  # issue 13: each student sees the first loss point within 15 s of clicking
 HOME_TITLE = "LLM Playground"  # pages/home.py's st.title
 SWITCH_PAGES = (("Tokenizer", "Tokenizer"), ("Home", HOME_TITLE))  # (sidebar link, page title)
+SWITCH_PATHS = (("tokenizer", "Tokenizer"), ("", HOME_TITLE))  # the same pages' URL paths
 SHARED_TRAINING = "Shared models training"  # ui.common.sidebar_status, while a default model trains
 SWITCH_LIMIT_S = 60.0  # a page switch still waiting after this counts as "never loaded"
 SWITCH_PAUSE_S = 1.0  # the other user reads for a second between two switches
@@ -496,10 +497,10 @@ async def open_lab(page, url: str, deadline: float, clock: Callable[[], float]) 
     await page.wait_for_function(JS_IDLE, polling=100, timeout=ms_left(deadline, clock))
 
 
-async def open_home(page, url: str, timeout_s: float) -> None:
-    """Open Home and wait until its title is drawn and the script run is over."""
-    await page.goto(url, timeout=timeout_s * 1000)
-    await page.wait_for_function(JS_TITLE_IDLE, arg=HOME_TITLE, polling=100, timeout=timeout_s * 1000)
+async def open_home(page, url: str, timeout_s: float, path: str = "", title: str = HOME_TITLE) -> None:
+    """Open Home (or the page at `path`) and wait until its title is drawn and the script run is over."""
+    await page.goto(f"{url}/{path}", timeout=timeout_s * 1000)
+    await page.wait_for_function(JS_TITLE_IDLE, arg=title, polling=100, timeout=timeout_s * 1000)
 
 
 async def shared_models(page) -> str:
@@ -511,8 +512,9 @@ async def shared_models(page) -> str:
 
 
 async def warm_up(browser, url: str, limit_s: float, timeout_s: float, clock: Callable[[], float]) -> dict:
-    """Open Home and the lab once (the lab starts its shared default model), then wait on Home, at
-    most `limit_s`, until no shared default trains. (The sidebar lists the shared jobs that were
+    """Open Home, the lab and the other user's pages once (the lab starts its shared default model,
+    the Tokenizer trains its default BPE once per server), then wait on Home, at most `limit_s`,
+    until no shared default trains. (The sidebar lists the shared jobs that were
     running when the page's script began, so the lab's own first visit cannot show its default.)"""
     t0 = clock()
     context = await browser.new_context(viewport=VIEWPORT)
@@ -520,7 +522,8 @@ async def warm_up(browser, url: str, limit_s: float, timeout_s: float, clock: Ca
         page = await context.new_page()
         await open_home(page, url, timeout_s)
         await open_lab(page, url, clock() + timeout_s, clock)
-        await open_home(page, url, timeout_s)
+        for path, title in SWITCH_PATHS:  # a warm server has served the other user's pages once
+            await open_home(page, url, timeout_s, path, title)
         deadline = clock() + limit_s
         while (shared := await shared_models(page)) and clock() < deadline:
             await asyncio.sleep(1)

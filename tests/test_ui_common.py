@@ -41,6 +41,24 @@ def test_a_job_history_becomes_one_line_per_metric_with_points():
     assert curve([]) == [] and curve([(3, 0.5)], name="x")[0].x == (3,)
 
 
+@pytest.mark.parametrize("log_y", [False, True])
+def test_the_unvalidated_loss_chart_is_what_plotly_validates(log_y):
+    """loss_chart skips plotly's validation for speed; a validated build of it must not differ."""
+    import plotly.graph_objects as go
+
+    points = [(i, 3 - i / 1000) for i in range(1, 1001)]  # thinned to MAX_POINTS
+    snap = snapshot({"loss": points, "val_loss": [(0, 3.1), (500, 2.0)]})
+    fast = loss_chart(snap, ("loss", "val_loss"), "T", log_y=log_y, x_title="words")
+    slow = go.Figure()
+    for metric, mode in (("loss", "lines"), ("val_loss", "lines+markers")):
+        slow.add_traces(curve(snap.history[metric], mode=mode, name=metric))
+    slow.update_layout(title="T", xaxis_title="words", height=320, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
+    if log_y:
+        slow.update_yaxes(type="log")
+    assert go.Figure(fast.to_dict()).to_plotly_json() == slow.to_plotly_json()  # validated: no invalid key
+    assert len(fast.data[0].x) <= common.MAX_POINTS + 1
+
+
 def test_every_labs_charts_share_one_margin():
     history = {"loss": [(1, 2.0), (2, 1.0)], "accuracy": [(1, 0.5), (2, 1.0)]}
     figures = [
