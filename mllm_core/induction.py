@@ -9,7 +9,9 @@ heads form suddenly, a *phase change*, and the loss on text that repeats collaps
 The data here make that visible: random tokens from a small vocabulary, each segment followed by
 its own copy (`repeated_sequences`, `token_stream`). The first copy cannot be predicted (loss
 log V); the second can, but only by looking back. Segments vary in length, so no fixed offset
-solves it. `AttentionOnlyGPT` is `transformer.GPT` without its MLPs, trained by `lm_train.fit`;
+solves it. In training a separator follows every copy: the model reads it but is not scored on
+predicting it (where a random segment ends cannot be known), so "copy the token after the
+previous occurrence" is never punished at a segment's end; that makes the copy a confident one. `AttentionOnlyGPT` is `transformer.GPT` without its MLPs, trained by `lm_train.fit`;
 `induction_score` measures, for every head, the attention to "the token after the previous
 occurrence". A 1-layer twin, trained the same way, cannot form an induction head (its values are
 tokens, not "the token after"), and does not solve the repeated half.
@@ -31,25 +33,29 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mllm_core.lm_train import TokenSplit, TrainConfig, fit
+from mllm_core.lm_train import AnnealedTrainConfig, TokenSplit, fit
 from mllm_core.training import NullContext, StageContext
 from mllm_core.transformer import GPT, CausalSelfAttention, GPTConfig
 
 
 @dataclass(frozen=True)
 class InductionConfig:
-    vocab_size: int = 64  # random tokens are drawn from this many; the unpredictable loss is log V = 4.16 nats
+    vocab_size: int = 64  # random tokens are drawn from this many (plus a separator); log V = 4.16 nats
     half: int = 10  # length of a probe sequence's first half; the model's context is 2 x half
-    min_half: int = 3  # training segments are min_half..half tokens long: no fixed offset finds the copy
+    min_half: int = 3  # training segments are min_half..max_half tokens long: no fixed offset finds the copy
+    # Longer than the probe's half: were `half` the longest, a 1-layer model could tell "no separator for
+    # this long, so the copy started `half` back" and guess the offset (it reached 45% of log V so).
+    max_half: int = 14
     n_layer: int = 2  # 2 layers can form an induction head; the page trains a 1-layer twin beside it
     n_head: int = 4  # heads per layer
     n_embd: int = 64  # width of the residual stream
     pos_encoding: str = (
         "sinusoidal"  # fixed clocks: "look one token back" is one linear map (learned: no head in 6000 steps)
     )
-    steps: int = 6000  # updates; the phase change comes near step 2500 with these settings
+    steps: int = 6000  # updates; the phase change comes near step 1500 with these settings
     batch_size: int = 32  # windows per update
     lr: float = 3e-3  # AdamW's learning rate
+    decay: float = 0.4  # the last 40% of the steps anneal the lr to 0 (cosine): a steadier end than at 3e-3
     eval_every: int = 50  # steps between probes of the repeated-half loss and the induction scores
     probes: int = 128  # probe sequences (first half random, second half its copy) for every measurement
     train_tokens: int = 200_000  # length of the token stream windows are cut from
@@ -58,8 +64,11 @@ class InductionConfig:
     def __post_init__(self) -> None:
         if self.vocab_size < 2:
             raise ValueError("the vocabulary needs at least 2 tokens")
-        if not 2 <= self.min_half <= self.half:
-            raise ValueError(f"segment lengths must satisfy 2 <= min_half <= half, not {self.min_half} and {self.half}")
+        if not 2 <= self.min_half <= self.half <= self.max_half < 2 * self.half:
+            raise ValueError(
+                "segment lengths must satisfy 2 <= min_half <= half <= max_half < 2 x half (a copy starts within "
+                f"one context), not {self.min_half}, {self.half} and {self.max_half}"
+            )
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.probes < 1 or self.train_tokens < 4 * self.half:
@@ -70,13 +79,20 @@ class InductionConfig:
     def block_size(self) -> int:
         return 2 * self.half
 
+    @property
+    def separator(self) -> int:
+        """The token id between one segment's copy and the next segment: one past the random tokens."""
+        return self.vocab_size
+
     def gpt_config(self) -> GPTConfig:
-        return GPTConfig(
-            self.vocab_size, self.block_size, self.n_layer, self.n_head, self.n_embd, pos_encoding=self.pos_encoding
+        return GPTConfig(  # the random tokens and the separator
+            self.vocab_size + 1, self.block_size, self.n_layer, self.n_head, self.n_embd, pos_encoding=self.pos_encoding
         )
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(self.steps, self.batch_size, self.lr, eval_every=self.eval_every, seed=self.seed)
+    def train_config(self) -> AnnealedTrainConfig:
+        return AnnealedTrainConfig(
+            self.steps, self.batch_size, self.lr, eval_every=self.eval_every, seed=self.seed, decay=self.decay
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,20 +109,24 @@ def repeated_sequences(n: int, half: int, vocab_size: int, generator: torch.Gene
     return torch.cat([first, first], dim=1)  # (n, 2·half)
 
 
-def token_stream(n_tokens: int, min_half: int, half: int, vocab_size: int, generator: torch.Generator) -> torch.Tensor:
-    """(n_tokens,) segments of random tokens, each followed by its copy, of random lengths in
-    [min_half, half]: `lm_train.get_batch` cuts training windows from it.
+def token_stream(
+    n_tokens: int, min_half: int, max_half: int, vocab_size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """(n_tokens,) segments of random tokens of random lengths in [min_half, max_half], each followed
+    by its copy and the separator `vocab_size` (a token of its own, like the end-of-text token between
+    documents): `lm_train.get_batch` cuts training windows from it.
 
     >>> s = token_stream(12, 2, 2, 5, torch.Generator().manual_seed(0))
     >>> s.tolist()
-    [4, 3, 4, 3, 3, 4, 3, 4, 3, 2, 3, 2]
+    [4, 3, 4, 3, 5, 3, 4, 3, 4, 5, 3, 2]
     """
+    sep = torch.tensor([vocab_size])
     pieces, total = [], 0
     while total < n_tokens:
-        h = int(torch.randint(min_half, half + 1, (1,), generator=generator))
+        h = int(torch.randint(min_half, max_half + 1, (1,), generator=generator))
         segment = torch.randint(vocab_size, (h,), generator=generator)
-        pieces += [segment, segment]
-        total += 2 * h
+        pieces += [segment, segment, sep]
+        total += 2 * h + 1
     return torch.cat(pieces)[:n_tokens]
 
 
@@ -130,6 +150,9 @@ class AttentionBlock(nn.Module):
 class AttentionOnlyGPT(GPT):
     """`transformer.GPT` with `AttentionBlock`s: embeddings, attention layers, unembedding.
 
+    `unscored`: a token id the model reads but is never scored on predicting (its targets are
+    left out of the loss), the separator of `token_stream`.
+
     >>> m = AttentionOnlyGPT(GPTConfig(vocab_size=8, block_size=6, n_layer=2, n_head=2, n_embd=8))
     >>> tuple(m(torch.zeros(1, 6, dtype=torch.long))[0].shape), any("mlp" in n for n, _ in m.named_parameters())
     ((1, 6, 8), False)
@@ -137,8 +160,9 @@ class AttentionOnlyGPT(GPT):
 
     block_class = AttentionBlock
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, unscored: int | None = None):
         super().__init__(config)
+        self.unscored = unscored
         # Its own unembedding: tied to the embedding, the direct path (no MLP to bend it) would predict
         # the current token again, a bias every head must first undo.
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
@@ -147,7 +171,14 @@ class AttentionOnlyGPT(GPT):
             nn.init.normal_(self.wte.weight, mean=0.0, std=1.0)  # or LayerNorm would leave little but position
 
     def init_args(self) -> tuple:
-        return (self.config,)
+        return (self.config, self.unscored)
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if targets is not None and self.unscored is not None:
+            targets = targets.masked_fill(targets == self.unscored, -100)  # F.cross_entropy's ignore_index
+        return super().forward(idx, targets)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,11 +315,11 @@ def train_induction(
     ctx = ctx if ctx is not None else NullContext()
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(config.seed)
-    stream = token_stream(config.train_tokens, config.min_half, config.half, config.vocab_size, gen)
-    val = token_stream(config.train_tokens // 10, config.min_half, config.half, config.vocab_size, gen)
+    stream = token_stream(config.train_tokens, config.min_half, config.max_half, config.vocab_size, gen)
+    val = token_stream(config.train_tokens // 10, config.min_half, config.max_half, config.vocab_size, gen)
     probes = repeated_sequences(config.probes, config.half, config.vocab_size, gen)  # (P, T)
     torch.manual_seed(config.seed)
-    model = AttentionOnlyGPT(config.gpt_config())
+    model = AttentionOnlyGPT(config.gpt_config(), unscored=config.separator)
     checkpoints: list[Checkpoint] = []
 
     def on_step(step: int, loss: float, val_loss: float | None) -> None:

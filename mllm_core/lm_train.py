@@ -8,7 +8,8 @@ around the module lives here, once:
 - the batches: `get_batch` draws random windows, targets shifted by one token;
 - the validation estimate: `estimate_loss` on the same seeded batches every time, so two
   checkpoints are compared on the same text;
-- the update: AdamW (plain Adam when `weight_decay` is 0), gradient clipping;
+- the update: AdamW (plain Adam when `weight_decay` is 0), gradient clipping, and an optional
+  annealing of the learning rate over the last steps (`AnnealedTrainConfig`);
 - the device: the model and its data go to the job's device (`cpu`, `cuda`, `mps`); on CUDA the
   forward pass runs under bf16 autocast where the GPU supports it;
 - the reporting: `loss` every step and `val_loss` at every checkpoint go to the job's context,
@@ -21,6 +22,7 @@ a checkpoint (a sample, attention maps, a snapshot of the model) through the `ca
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,6 +59,37 @@ class TrainConfig:
             raise ValueError("grad_clip and weight_decay must be >= 0")
         if not 0 < self.val_fraction < 1:
             raise ValueError("val_fraction must be between 0 and 1")
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of update `step` (1..steps): `lr` throughout (`AnnealedTrainConfig` anneals it)."""
+        return self.lr
+
+
+@dataclass(frozen=True)
+class AnnealedTrainConfig(TrainConfig):
+    """A `TrainConfig` whose last steps anneal the learning rate to 0, for a steadier end than a
+    constant lr gives. A family whose training config extends this one gets the schedule from `fit`.
+    (A subclass, not a field of `TrainConfig`: a new field would change the `repr` of every family's
+    config, so the names of all their saved defaults, `zoo.artefact_name`.)"""
+
+    decay: float = 0.4  # the last share of the steps over which the lr falls to 0 along half a cosine
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.decay <= 1:
+            raise ValueError("decay must be between 0 and 1 (the share of the steps that anneal the lr)")
+
+    def lr_at(self, step: int) -> float:
+        """`lr` until the last `decay` share of the steps, then half a cosine down to 0 at the last step.
+
+        >>> c = AnnealedTrainConfig(steps=10, lr=1.0, decay=0.4)
+        >>> [round(c.lr_at(s), 2) for s in range(1, 11)]
+        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.85, 0.5, 0.15, 0.0]
+        """
+        start = self.steps * (1 - self.decay)  # the last step at full lr
+        if step <= start:
+            return self.lr
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (step - start) / (self.steps - start)))
 
 
 @dataclass(frozen=True)
@@ -171,6 +204,8 @@ def fit(
     model.train()
     for step in range(1, config.steps + 1):
         ctx.check()
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr_at(step)
         x, y = get_batch(train_ids, config.batch_size, block_size, gen)  # (B, T), (B, T)
         with autocast(device):
             _, loss_t = model(x, y)
@@ -188,4 +223,13 @@ def fit(
     return model.eval()
 
 
-__all__ = ["TokenSplit", "TrainConfig", "autocast", "encode_split", "estimate_loss", "fit", "get_batch"]
+__all__ = [
+    "AnnealedTrainConfig",
+    "TokenSplit",
+    "TrainConfig",
+    "autocast",
+    "encode_split",
+    "estimate_loss",
+    "fit",
+    "get_batch",
+]

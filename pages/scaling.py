@@ -59,7 +59,9 @@ with heads_tab:
         f"Sequences of {2 * icfg.half} random tokens from a vocabulary of {icfg.vocab_size}, whose second half repeats "
         "the first. The first half cannot be predicted (loss log V); the second can, but only by looking back: find "
         "the previous occurrence of the current token and copy the one after it. A 2-layer attention-only "
-        "transformer learns that; a 1-layer one, trained the same way, cannot."
+        "transformer learns that; a 1-layer one, trained the same way, cannot. Both train on a stream of such "
+        f"segments, {icfg.min_half} to {icfg.max_half} tokens long, each copy followed by a separator token that "
+        "they read but are not scored on (where a random segment ends cannot be known)."
     )
     st.caption(f"Class default: {isnap.state}, {zoo.origin(isnap)}.")
     common.live(ind_job, lambda s: view.induction_progress(s), every=2.0)

@@ -21,15 +21,20 @@ def test_repeated_sequences_repeat_their_first_half():
     assert len(set(map(tuple, seqs[:, :7].tolist()))) == 50  # random, not one sequence 50 times
 
 
-def test_the_stream_is_segments_each_followed_by_its_copy():
-    stream = induction.token_stream(10_000, 5, 5, 20, torch.Generator().manual_seed(0))
-    assert len(stream) == 10_000
-    pairs = stream.view(-1, 10)  # one length (5) only: every 10 tokens are a segment and its copy
-    assert torch.equal(pairs[:, :5], pairs[:, 5:])
+def test_the_stream_is_segments_each_followed_by_its_copy_and_the_separator():
+    stream = induction.token_stream(11_000, 5, 5, 20, torch.Generator().manual_seed(0))
+    assert len(stream) == 11_000
+    blocks = stream.view(-1, 11)  # one length (5) only: a segment, its copy, the separator (20)
+    assert torch.equal(blocks[:, :5], blocks[:, 5:10]) and bool((blocks[:, 10] == 20).all())
+    assert int(blocks[:, :10].max()) < 20
     varied = induction.token_stream(2_000, 3, 9, 20, torch.Generator().manual_seed(0))
-    # segments of random lengths: the copy distance is not one fixed offset
-    offsets = {h for h in range(3, 10) if torch.equal(varied[h : 2 * h], varied[:h])}
-    assert offsets and varied.max() < 20
+    seps = (varied == 20).nonzero().flatten().tolist()
+    lengths = set()
+    for start, end in zip([-1] + seps[:-1], seps, strict=True):
+        h = (end - start - 1) // 2
+        assert torch.equal(varied[start + 1 : start + 1 + h], varied[start + 1 + h : end])
+        lengths.add(h)
+    assert lengths == set(range(3, 10))  # segments of random lengths: the copy distance is not one fixed offset
 
 
 def causal_uniform(T: int) -> torch.Tensor:
@@ -76,6 +81,17 @@ def test_the_attention_only_model_is_a_gpt_without_mlps():
     assert model.attention_maps(idx).shape == (2, 3, 2, 10, 10)
 
 
+def test_the_separator_is_read_but_left_out_of_the_loss():
+    torch.manual_seed(0)
+    model = AttentionOnlyGPT(GPTConfig(vocab_size=6, block_size=8, n_layer=1, n_head=1, n_embd=8), unscored=5)
+    idx, targets = torch.randint(6, (4, 8)), torch.randint(5, (4, 8))
+    targets[:, ::3] = 5
+    logits, loss = model(idx, targets)
+    scored = targets != 5
+    assert loss.item() == pytest.approx(F.cross_entropy(logits[scored], targets[scored]).item(), rel=1e-6)
+    assert type(model)(*model.init_args()).unscored == 5
+
+
 def test_position_losses_match_cross_entropy_computed_by_hand():
     torch.manual_seed(0)
     model = AttentionOnlyGPT(GPTConfig(vocab_size=7, block_size=8, n_layer=1, n_head=1, n_embd=8))
@@ -94,6 +110,9 @@ def test_position_losses_match_cross_entropy_computed_by_hand():
     [
         (dict(steps=0), "steps must be at least 1"),
         (dict(min_half=9, half=8), "min_half <= half"),
+        (dict(max_half=9), "half <= max_half"),
+        (dict(max_half=20), "max_half < 2 x half"),
+        (dict(decay=1.5), "decay must be between 0 and 1"),
         (dict(n_embd=30, n_head=4), "divisible"),
     ],
 )
@@ -102,15 +121,10 @@ def test_bad_settings_get_a_clear_message(kwargs, message):
         InductionConfig(**kwargs)
 
 
-# The issue asks for a repeated-half loss below 10% of log V; the default plateaus at 11-13% (README, Scaling lab),
-# so the bar is 12% until a recipe gets under 10%.
-REPEAT_BAR = 0.12
-
-
-def check_acceptance(two: induction.InductionRun, one: induction.InductionRun) -> None:
+def check_acceptance(two: induction.InductionRun, one: induction.InductionRun, repeat_bar: float = 0.1) -> None:
     """The issue's numbers: the 2-layer model solves the repeated half with an induction head, the 1-layer cannot."""
     log_v = math.log(two.config.vocab_size)
-    assert two.final.repeat_loss < REPEAT_BAR * log_v, two.final
+    assert two.final.repeat_loss < repeat_bar * log_v, two.final
     layer, _, score = two.best_head
     assert score > 0.5 and layer == 1  # an induction head needs the layer before it
     assert max(max(row) for row in two.checkpoints[0].scores) < 0.2  # at initialisation no head looks there
@@ -131,16 +145,25 @@ def test_the_shipped_default_meets_the_acceptance_numbers(monkeypatch):
     check_acceptance(runs["2-layer"], runs["1-layer"])
 
 
-def test_a_short_seeded_run_learns_to_copy_but_forms_no_head_yet():
-    """A few seconds of the default recipe: before the phase change (near step 2500) the 2-layer model only
-    boosts tokens it has seen (repeated half below log V, first half above it); the 1-layer one the same."""
+# A toy of the default recipe. V = 32 and half = 6 keep log(half) > 0.5 log V (1.79 > 1.73): a 1-layer model that
+# only boosts the tokens it has seen in the first half cannot go below log(half). Segments of 3 to 9 tokens, longer
+# than the probe's 6, so that a 1-layer model cannot guess the copy's offset from how long it has seen no separator
+# either (with 3 to 8 it reached 49.6% of log V). 128 windows per step: the head forms after about as many windows
+# as at 32 per step, in fewer, cheaper steps.
+TOY = InductionConfig(
+    vocab_size=32, half=6, max_half=9, steps=800, batch_size=128, lr=5e-3, decay=0.5, probes=64, train_tokens=100_000
+)
+
+
+def test_a_toy_run_forms_an_induction_head_and_its_1_layer_twin_does_not():
+    """The issue's figures at toy size (about 20 s for the 2-layer model and 10 s for the 1-layer on one thread of
+    the shared machine), but for the 10% bar: 800 steps get the repeated half to 12-17% of log V (the shipped
+    default, 6000 steps, reaches 4.4%; 1200 steps here got 8.4% and 10.2% for seeds 0 and 1, too close to 10%).
+    Checked with seeds 0, 1 and 2: the 2-layer model at 12.2%, 16.0%, 16.8% of log V, best head in layer 1 scoring
+    0.72, 0.66, 0.66, phase change at step 300, 350, 450; the 1-layer one at 62.7%, 63.5%, 62.3%, no phase change."""
     training.configure_torch_threads()  # one thread, as in a job (conftest)
-    config = replace(InductionConfig(), steps=300, eval_every=100, probes=32, train_tokens=20_000)
-    runs = [induction.train_induction(replace(config, n_layer=n))[0] for n in (2, 1)]
-    for run in runs:
-        assert run.final.repeat_loss < run.checkpoints[0].repeat_loss - 0.1
-        assert run.final.repeat_loss > 0.5 * run.log_v and run.phase_change is None
-        assert run.best_head[2] < 0.5
+    two, one = (induction.train_induction(replace(TOY, n_layer=n))[0] for n in (2, 1))
+    check_acceptance(two, one, repeat_bar=0.25)
 
 
 @pytest.mark.skipif(not os.environ.get("MLLM_LONG_TESTS"), reason="long: set MLLM_LONG_TESTS=1 (two 6000-step runs)")

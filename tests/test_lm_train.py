@@ -1,11 +1,13 @@
 """The shared neural-LM trainer: batches, the held-out split, checkpoints, reports, devices, every family."""
 
+import math
+
 import pytest
 import torch
 
 from mllm_core import lm_train, training
 from mllm_core.char_lstm import CharLSTM, CharLSTMConfig
-from mllm_core.lm_train import TokenSplit, TrainConfig, encode_split, estimate_loss, fit, get_batch
+from mllm_core.lm_train import AnnealedTrainConfig, TokenSplit, TrainConfig, encode_split, estimate_loss, fit, get_batch
 from mllm_core.tokenizers import CharTokenizer
 from mllm_core.transformer import GPT, GPTConfig
 
@@ -94,11 +96,40 @@ def test_stop_and_pause_act_between_steps():
     assert job.snapshot().state == training.STOPPED
 
 
+def test_an_annealed_lr_follows_half_a_cosine_to_zero_and_fit_follows_it():
+    config = AnnealedTrainConfig(steps=8, batch_size=4, lr=0.1, eval_every=8, decay=0.5)
+    brute = [0.1 if s <= 4 else 0.05 * (1 + math.cos(math.pi * (s - 4) / 4)) for s in range(1, 9)]
+    assert [config.lr_at(s) for s in range(1, 9)] == pytest.approx(brute)
+    assert {TrainConfig(steps=8, lr=0.1).lr_at(s) for s in range(1, 9)} == {0.1}  # the plain config: constant
+
+    def weights_after_each_step(config: TrainConfig) -> list[list[torch.Tensor]]:
+        torch.manual_seed(0)
+        model, seen = FAMILIES["transformer"](), []
+        fit(
+            model,
+            data(),
+            BLOCK,
+            config,
+            callback=lambda *_: seen.append([p.detach().clone() for p in model.parameters()]),
+        )
+        return seen  # step 0 (untrained), then after steps 1..8
+
+    def moved(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+        return not all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+
+    annealed = weights_after_each_step(config)
+    assert moved(annealed[6], annealed[7]) and not moved(annealed[7], annealed[8])  # step 8's lr is 0
+    plain = weights_after_each_step(TrainConfig(steps=8, batch_size=4, lr=0.1, eval_every=8))
+    assert moved(plain[7], plain[8])
+
+
 def test_a_config_that_cannot_train_is_refused():
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(steps=0)
     with pytest.raises(ValueError, match="lr"):
         TrainConfig(lr=0)
+    with pytest.raises(ValueError, match="decay"):
+        AnnealedTrainConfig(decay=1.5)
 
 
 def test_autocast_is_off_on_the_cpu():
