@@ -85,7 +85,7 @@ with dpo_tab:
     )
     c1, c2, c3, c4 = st.columns(4)
     beta = c1.number_input("β", value=0.1, step=0.05, format="%.2f", key="ft_beta")
-    alpha = c2.number_input("α (SFT on chosen)", 0.0, 10.0, 1.0, 0.5, key="ft_alpha", help="0 = plain DPO")
+    alpha = c2.number_input("α (SFT on chosen)", 0.0, 10.0, 1.0, 0.5, key="ft_alpha", help=view.ALPHA_HELP)
     dpo_steps = c3.slider("Steps", 20, 1000, 200, 20, key="ft_dpo_steps")
     dpo_lr = c4.select_slider("Learning rate", [1e-4, 3e-4, 1e-3], 3e-4, key="ft_dpo_lr")
     dpo_config = None

@@ -176,7 +176,7 @@ def base() -> TorchTextLM:
     torch.manual_seed(0)
     config = GPTConfig(block_size=64, n_layer=1, n_head=2, n_embd=32)
     return train_gpt(
-        corpora.load().text, config, GPTTrainConfig(steps=150, batch_size=16, max_chars=60_000, eval_every=1000)
+        corpora.load().text, config, GPTTrainConfig(steps=400, batch_size=16, max_chars=60_000, eval_every=1000)
     )
 
 
@@ -188,30 +188,31 @@ def pairs() -> list[ft.Pair]:
 @pytest.fixture(scope="module")
 def sft(base, pairs):
     ctx = Recorder()
-    config = ft.SFTConfig(steps=150, lr=2e-3, batch_size=16, eval_every=20, eval_pairs=20, forget_chars=2000)
+    config = ft.SFTConfig(steps=300, lr=1e-3, batch_size=16, eval_every=20, eval_pairs=20, forget_chars=2000)
     return ft.sft_target(base, pairs, config)(ctx), ctx.history
 
 
 def test_sft_teaches_the_format_faster_from_pretraining(sft):
+    """The issue's seeds at toy size. Transfer learning: on held-out pairs the pretrained start reaches the
+    random start's final loss in less than half the steps. With this base (400 steps of pretraining) and
+    300 SFT steps at lr 1e-3 it does so at step 100, 120, 100, 80, 80 for SFT seeds 0-4 (checked by hand;
+    the test runs seed 0). With 150 steps at lr 2e-3 the random start reaches the floor of the answer loss
+    (facts a toy model cannot know) too soon, and the claim fails for seed 0 (step 80 of 150)."""
     result, history = sft
     assert result.base.format_rate <= 0.10  # the base rambles on
     assert result.after.format_rate >= 0.90  # the tuned model answers in one line and stops
     assert all(a.endswith("\n") for a in result.after.answers if ft.follows_format(a))
-    # transfer learning, at toy size (the full-size "< half the steps" is measured in the README): on held-out
-    # pairs the pretrained start is ahead at every checkpoint of the first half, and reaches the random
-    # start's mid-run loss in fewer steps
     pre, rand = history["val_pretrained"], history["val_random"]
-    mid = result.config.steps // 2
-    assert all(p < r for (step, p), (_, r) in zip(pre, rand, strict=True) if step <= mid)
-    reached = ft.steps_to_reach(pre, dict(rand)[mid - mid % 20])
-    assert reached is not None and reached < mid
+    assert all(p < r for (step, p), (_, r) in zip(pre, rand, strict=True) if step <= result.config.steps // 2)
+    reached = ft.steps_to_reach(pre, rand[-1][1])
+    assert reached is not None and reached < result.config.steps / 2
     assert result.bpc_after > result.bpc_before  # forgetting: held-out Wikipedia got harder
     assert result.tuned.name.endswith("(tuned)")
 
 
 def test_dpo_teaches_the_exclamation_mark(sft, pairs):
     ctx = Recorder()
-    config = ft.DPOConfig(steps=100, lr=1e-3, eval_every=20, eval_pairs=20)
+    config = ft.DPOConfig(steps=100, lr=2e-3, eval_every=20, eval_pairs=20)
     result = ft.dpo_target(sft[0].tuned, pairs, config)(ctx)
     assert result.follow_before <= 0.20
     assert result.follow_after >= 0.80

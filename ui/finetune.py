@@ -14,6 +14,12 @@ from ui import common
 
 BUILT_IN = "questions-words (built in)"
 UPLOAD = "Upload JSONL or CSV"
+ALPHA_HELP = (
+    "α adds α × the SFT loss on the chosen answers to DPO's loss, as RPO and Llama 3 do; 0 = plain DPO. On a "
+    'model this small plain DPO fails the "!" rule: "!" and "." differ in one token, so pushing "." down pushes '
+    '"!" down too and the samples drift to odd characters (likelihood displacement). The SFT term holds the '
+    "chosen answers up."
+)
 
 
 def pairs_picker(block_size: int) -> list[ft.Pair] | None:
