@@ -13,8 +13,9 @@ The scenario of issue 13 ("Classroom at scale"), in real headless Chromium drive
 3. meanwhile one more user arrives (a timed page load of Home) and switches between Home and
    the Tokenizer through the sidebar, timing each switch until the new title is drawn and
    Streamlit's "running" indicator has gone, and `/_stcore/health` is polled every 0.5 s; both
-   run in an observer process with a browser of its own, at the priority and on the cores the
-   bench was started with (see `Observer`): they stand for people on other machines;
+   run in an observer process with a browser of its own, at the priority the bench was started with
+   (the students' tabs run at nice 10, or 19 with --spread), on core 1 with --pin (see
+   `Observer`): they stand for people on other machines;
 4. a sampler reads the server's process tree from /proc every second (RSS, CPU time, threads),
    which gives the peak RSS and how long the CPU takes to go idle after the tabs close.
 
@@ -636,9 +637,11 @@ async def other_user(browser, url: str, class_end: float, clock, contexts: list)
 class Observer:
     """`python -m bench.classroom --observer`, driven by one JSON line per command on its stdin."""
 
-    def __init__(self, origin: float):
+    def __init__(self, origin: float, cores: set[int] | None = None):
+        """`cores`: where it may run (with --pin, the client's core 1: it stands for another machine)."""
+        pin = ["taskset", "-c", ",".join(map(str, sorted(cores)))] if cores else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.classroom", "--observer", str(origin)],
+            [*pin, sys.executable, "-m", "bench.classroom", "--observer", str(origin)],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -777,13 +780,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)
     origin = time.monotonic()
-    observer = Observer(origin)  # before this process lowers its priority or pins its core
+    observer = Observer(origin, {1} if args.pin else None)  # before this process lowers its priority
 
     def clock() -> float:
         return time.monotonic() - origin
 
     if args.pin and not args.spread:  # before any thread or child starts: samplers, playwright, chromium inherit it
         os.sched_setaffinity(0, {1})
+        os.nice(10)  # the students' tabs yield core 1 to the observer (the other user, on "their own machine")
     if args.spread:  # the lowest priority: on core 0 the browsers get only what the server and its workers leave
         os.nice(19)
     marks: dict[str, float] = {}
