@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -185,7 +185,7 @@ class JobSnapshot:
     eta: float | None  # seconds left, when total_steps is known and progress was made
     error: str | None  # the exception message when state == "failed"
     history: dict[str, list[tuple[int, float]]]  # metric -> [(step, value), ...]
-    artifacts: dict[str, Any]  # latest published non-metric values (samples, checkpoints)
+    artifacts: Mapping[str, Any]  # latest published non-metric values (samples, checkpoints)
     device: str
 
     @property

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -300,15 +301,17 @@ class RemoteJob:
                 eta=training.estimate_eta(self._state, elapsed, self._step, self._total),
                 error=self._error,
                 history={k: list(v) for k, v in self._history.items()},
-                artifacts={k: self._artifact(k) for k in self._artifacts},
+                artifacts=_Artifacts(self, dict(self._artifacts)),
                 device=self.device,
             )
 
     def _artifact(self, key: str) -> Any:
-        # called with the lock held; decodes a published value once, the first time it is read
+        # called with the lock held
         data = self._artifacts.get(key)
-        if data is None:
-            return None
+        return None if data is None else self._decode(key, data)
+
+    def _decode(self, key: str, data: bytes) -> Any:
+        # called with the lock held; decodes a published value once, the first time it is read
         cached = self._decoded.get(key)
         if cached is None or cached[0] is not data:
             cached = (data, loads(data))
@@ -340,6 +343,32 @@ class RemoteJob:
                 return
             self._state, self._error = FAILED, message
         self._ended.set()
+
+
+class _Artifacts(Mapping):
+    """A snapshot's artifacts as published when it was taken, each decoded when first read.
+
+    A live view that shows the step and the loss reads no artifact, so it never decodes the model
+    copy and the attention checkpoints a GPT job publishes every 50 steps: decoding them at every
+    refresh of 25 tabs kept the server busy right after a class pressed Train.
+    """
+
+    def __init__(self, job: RemoteJob, published: dict[str, bytes]):
+        self._job, self._published = job, published
+
+    def __getitem__(self, key: str) -> Any:
+        data = self._published[key]
+        with self._job._lock:
+            return self._job._decode(key, data)
+
+    def __contains__(self, key: object) -> bool:  # without decoding
+        return key in self._published
+
+    def __iter__(self):
+        return iter(self._published)
+
+    def __len__(self) -> int:
+        return len(self._published)
 
 
 class _Worker:

@@ -180,3 +180,19 @@ def test_a_worker_whose_server_died_exits(root):
     assert out.returncode == 3, out.stderr
     (pid,) = [int(p) for p in out.stdout.split()]
     _wait_for(lambda: not _exists(pid), timeout=30)
+
+
+def test_a_snapshot_decodes_an_artifact_only_when_it_is_read(pool, monkeypatch):
+    """A live view reads the step and the loss; the published model is decoded only when asked for."""
+    config = tf.GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16)
+    train = tf.GPTTrainConfig(steps=20, eval_every=10, batch_size=8, max_chars=50_000)
+    job = pool.submit(training.spec(tf.gpt_target, corpora.TextRef(corpora.DEFAULT), config, train), name="lazy")
+    assert job.join(120), job.snapshot()
+    decoded = []
+    real = workers.loads
+    monkeypatch.setattr(workers, "loads", lambda data: decoded.append(data) or real(data))
+    snap = job.snapshot()
+    assert "model" in snap.artifacts and "checkpoints" in snap.artifacts and decoded == []
+    assert isinstance(snap.artifacts["model"], TorchTextLM) and len(decoded) == 1
+    assert isinstance(job.snapshot().artifacts["model"], TorchTextLM) and len(decoded) == 1  # decoded once
+    assert dict(snap.artifacts)["num_params"] == snap.artifacts.get("num_params") > 0
