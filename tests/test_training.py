@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from concurrency import Overlap
 
 from mllm_core import training
 from mllm_core.training import JobManager, TrainingJob
@@ -144,21 +145,17 @@ def test_jobs_past_the_cap_wait_as_queued():
 
 def test_taking_turns_never_runs_more_jobs_than_the_cap_at_once():
     manager = JobManager(max_running=2)
-    lock, active, peak = threading.Lock(), [0], [0]
+    overlap = Overlap()
 
     def loop(ctx):
         for _ in range(30):
             ctx.check()
-            with lock:
-                active[0] += 1
-                peak[0] = max(peak[0], active[0])
-            time.sleep(0.002)
-            with lock:
-                active[0] -= 1
+            with overlap:
+                time.sleep(0.002)
 
     jobs = [TrainingJob(loop, manager=manager).start() for _ in range(6)]
     assert all(job.join(30) for job in jobs)
-    assert peak[0] == 2 and manager.running == 0
+    assert overlap.peak == 2 and manager.running == 0
 
 
 def test_a_queued_job_can_be_stopped_before_it_runs():

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from concurrency import Overlap
 from streamlit.testing.v1 import AppTest
 
 from mllm_core import training
@@ -183,21 +184,16 @@ def test_a_shared_link_does_not_hand_over_a_live_tabs_jobs():
 
 
 def test_at_most_two_script_runs_compute_at_once_and_a_page_fragment_reenters():
-    active, peak, lock = [0], [0], threading.Lock()
+    overlap = Overlap()
 
     def run(nested: bool) -> None:
         inner = common.server_turn() if nested else contextlib.nullcontext()  # a fragment inside its page
-        with common.server_turn(), inner:
-            with lock:
-                active[0] += 1
-                peak[0] = max(peak[0], active[0])
+        with common.server_turn(), inner, overlap:
             time.sleep(0.05)
-            with lock:
-                active[0] -= 1
 
     threads = [threading.Thread(target=run, args=(i % 2 == 0,)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
-    assert not any(t.is_alive() for t in threads) and peak[0] == common.SCRIPT_SLOTS == 2
+    assert not any(t.is_alive() for t in threads) and overlap.peak == common.SCRIPT_SLOTS == 2
