@@ -12,7 +12,7 @@ import os
 import streamlit as st
 
 from mllm_core import training
-from ui.common import server_turn, sidebar_status, url_notice
+from ui.common import sidebar_status, url_notice
 from ui.pages import LABS
 
 # MLLM_LOG_LEVEL=INFO logs every job's start and end (the browser test reads them)
@@ -28,10 +28,9 @@ os.environ.setdefault(training.EXECUTOR_ENV, "process")
 training.warm_up()
 given = st.query_params.to_dict()  # before the page's widgets read (and clean) them
 notice = st.container()  # above the page: "Ignored from the link: ..."
-with server_turn():  # at most two script runs compute at once (ui.common.server_turn)
-    try:
-        page.run()
-    finally:  # also after a page's st.stop()
-        with notice:
-            url_notice(given)
-        sidebar_status()  # after the page: it lists the shared default the page has just asked for
+try:
+    page.run()
+finally:  # also after a page's st.stop()
+    with notice:
+        url_notice(given)
+    sidebar_status()  # after the page: it lists the shared default the page has just asked for

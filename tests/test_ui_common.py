@@ -1,15 +1,12 @@
 """The shared UI pieces: token labels, and the training controls driven through a tiny page
 (train, watch, pause, resume, stop)."""
 
-import contextlib
-import threading
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from concurrency import Overlap
 from streamlit.testing.v1 import AppTest
 
 from mllm_core import training
@@ -181,19 +178,3 @@ def test_a_shared_link_does_not_hand_over_a_live_tabs_jobs():
     first = common.parking().claim(None)
     second = common.parking().claim(first.token)  # someone opened a URL with the same tab name
     assert second is not first and second.token != first.token
-
-
-def test_at_most_two_script_runs_compute_at_once_and_a_page_fragment_reenters():
-    overlap = Overlap()
-
-    def run(nested: bool) -> None:
-        inner = common.server_turn() if nested else contextlib.nullcontext()  # a fragment inside its page
-        with common.server_turn(), inner, overlap:
-            time.sleep(0.05)
-
-    threads = [threading.Thread(target=run, args=(i % 2 == 0,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert not any(t.is_alive() for t in threads) and overlap.peak == common.SCRIPT_SLOTS == 2

@@ -69,7 +69,7 @@ def no_model() -> None:
 # The Train tab
 
 
-@common.fragment
+@st.fragment
 def train_panel() -> None:
     """The Train tab as a fragment: a click on Train, Pause or Stop (a whole class in the same second)
     reruns this panel only, not the page's maps and tables (~0.4 s of server CPU per click)."""

@@ -16,7 +16,6 @@ pages; settings people would share are bound to the URL's query parameters.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import threading
 import uuid
@@ -435,47 +434,6 @@ def job_status(snap: JobSnapshot) -> None:
         st.error(f"Training failed: {snap.error}", icon=":material/error:")
 
 
-SCRIPT_SLOTS = 2  # script and fragment runs computing at once in this server; the others wait their turn
-_slots = threading.BoundedSemaphore(SCRIPT_SLOTS)
-_turn = threading.local()
-
-
-@contextmanager
-def server_turn() -> Iterator[None]:
-    """Run the block as one of at most `SCRIPT_SLOTS` script runs computing at once in this server.
-
-    Streamlit runs every session's script, and every fragment rerun, in a thread of one process:
-    when a class of 25 presses Train in the same second, 25 threads compete for the GIL, and the
-    web server's own event loop (page loads, websocket messages, the health check) waits behind
-    them; the health check took up to 18.7 s right after the click. A run waiting here holds no
-    GIL, so at most two compete with the event loop, and the runs go first come, first served.
-    Re-entrant in a thread: a page's fragments run inside the page's turn.
-    """
-    if getattr(_turn, "held", False):
-        yield
-        return
-    with _slots:
-        _turn.held = True
-        try:
-            yield
-        finally:
-            _turn.held = False
-
-
-def fragment(func: Callable[[], None] | None = None, *, run_every: float | None = None):
-    """`st.fragment` whose runs take a `server_turn`, like the page runs of `app.py`."""
-
-    def wrap(f: Callable[[], None]):
-        @functools.wraps(f)
-        def in_turn() -> None:
-            with server_turn():
-                f()
-
-        return st.fragment(in_turn, run_every=run_every)
-
-    return wrap(func) if func is not None else wrap
-
-
 def poll_every(base: float) -> float:
     """Seconds between two refreshes of a live view: `base`, slower when many jobs train at once
     (one more second per 5 live jobs, at most 5 s), since every refresh of every tab costs the
@@ -492,7 +450,7 @@ def live(job: TrainingJob | None, render: Callable[[JobSnapshot], None], every: 
         return
     polling = not job.snapshot().finished
 
-    @fragment(run_every=poll_every(every) if polling else None)
+    @st.fragment(run_every=poll_every(every) if polling else None)
     def view() -> None:
         snap = job.snapshot()
         job_status(snap)
@@ -510,7 +468,7 @@ def default_status(job: TrainingJob, label: str, every: float = 2.0) -> None:
     polling = not job.snapshot().finished
     no_model_yet = job.latest() is None
 
-    @fragment(run_every=poll_every(every) if polling else None)
+    @st.fragment(run_every=poll_every(every) if polling else None)
     def view() -> None:
         snap = job.snapshot()
         text = f"{label}: {zoo.origin(snap)}"
@@ -765,7 +723,7 @@ def sidebar_status() -> None:
 
     # Idle, it still looks every 10 s: a job started from a fragment (the Attention lab's Train tab)
     # reruns only that fragment, not this panel.
-    @fragment(run_every=poll_every(2.0) if polling else IDLE_POLL_S)
+    @st.fragment(run_every=poll_every(2.0) if polling else IDLE_POLL_S)
     def jobs_panel() -> None:
         if jobs:
             st.caption("This session's jobs:")

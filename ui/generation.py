@@ -222,7 +222,7 @@ def leaderboard(jobs: dict[str, training.TrainingJob]) -> None:
     """The leaderboard of the class defaults (`zoo.leaderboard`), polling while any of them trains."""
     polling = any(not job.snapshot().finished for job in set(jobs.values()))
 
-    @common.fragment(run_every=2.0 if polling else None)
+    @st.fragment(run_every=2.0 if polling else None)
     def board() -> None:
         rows = zoo.leaderboard(jobs)
         if polling and all(row.state == training.DONE for row in rows):
