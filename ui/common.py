@@ -524,10 +524,13 @@ def curve(points: list[tuple[float, float]], **style: Any) -> list[go.Scatter]:
     >>> [(t.x, t.y, t.name) for t in curve([(0, 2.5), (10, 1.5)], name="loss")], curve([])
     ([((0, 10), (2.5, 1.5), 'loss')], [])
     """
-    if not points:
-        return []
-    xs, ys = zip(*thin(points), strict=True)
-    return [go.Scatter(x=xs, y=ys, **style)]
+    xy = _thinned_xy(points)
+    return [go.Scatter(x=xy[0], y=xy[1], **style)] if xy else []
+
+
+def _thinned_xy(points: list[tuple[float, float]]) -> tuple[tuple, tuple] | None:
+    """(xs, ys) of the `thin`ned points, or None when there are none."""
+    return tuple(zip(*thin(points), strict=True)) if points else None
 
 
 SPARSE = 30  # a series with at most this many points is drawn with markers too
@@ -549,12 +552,11 @@ def loss_chart(
     """
     traces = []
     for metric in metrics:
-        points = thin(snap.history.get(metric, []))
-        if points:
-            xs, ys = zip(*points, strict=True)
+        points = snap.history.get(metric, [])
+        if xy := _thinned_xy(points):
             # a sparse series (validation every 50 steps of a slow run: one point) needs markers to be seen
             mode = "lines" if len(points) > SPARSE else "lines+markers"
-            traces.append({"type": "scatter", "x": xs, "y": ys, "mode": mode, "name": metric})
+            traces.append({"type": "scatter", "x": xy[0], "y": xy[1], "mode": mode, "name": metric})
     layout = {
         "title": {"text": title},
         "xaxis": {"title": {"text": x_title}},
