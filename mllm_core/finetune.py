@@ -653,7 +653,13 @@ def _period(a: str) -> str:
 
 
 def _ends_with_bang(text: str) -> bool:
-    return text.rstrip("\n").endswith("!")
+    """An answer, then "!": a bare "!" does not count (plain DPO finds that shortcut; see `DPOConfig`).
+
+    >>> _ends_with_bang("Athens!\\n"), _ends_with_bang("!\\n"), _ends_with_bang("Athens.\\n")
+    (True, False, False)
+    """
+    body = text.rstrip("\n")
+    return body.endswith("!") and bool(body.rstrip("!").strip())
 
 
 def _bare(a: str) -> str:
@@ -694,9 +700,9 @@ class DPOConfig(TrainConfig):
     lr: float = 3e-4  # as SFT's
     eval_every: int = 10  # steps between probability checkpoints
     beta: float = 0.1  # strength of the pull back to the reference (the SFT model): small = move far
-    nll_weight: float = 1.0  # α: add α·(SFT loss on the chosen answers), as RPO / Llama 3 do (0 = plain DPO,
-    # which on this small model lowers both answers' probabilities and drifts to rare characters: "!" and "."
-    # differ in one token, and pushing "." down displaces "!" with it; measured in the README)
+    nll_weight: float = 1.0  # α: add α·(SFT loss on the chosen answers), as RPO / Llama 3 do. The default, by
+    # decision: plain DPO (α = 0) lowers both answers' probabilities on this small model and drifts to rare
+    # characters ("!" and "." differ in one token), or, where "!" is common, answers a bare "!"; see the README
     rule: str = "exclaim"  # a key of RULES
     held_out: float = 0.2  # the same split as SFT (by pair, same seed)
     eval_pairs: int = 60  # held-out prompts sampled before and after

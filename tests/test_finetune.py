@@ -148,6 +148,7 @@ def test_preference_rules_are_visible_and_checkable():
     (p,) = ft.preference_pairs([ft.make_pair("Plural of cat?", "cats")], "short")
     assert (p.chosen, p.rejected) == ("cats\n", "cats, or so I think\n")
     assert ft.RULES["exclaim"].follows("cats!\n") and not ft.RULES["exclaim"].follows("cats.\n")
+    assert not ft.RULES["exclaim"].follows("!\n")  # a bare "!" is no answer: plain DPO's shortcut
     assert ft.RULES["short"].follows("cats\n") and not ft.RULES["short"].follows("cats, or so I think\n")
     with pytest.raises(ValueError, match="no preference rule"):
         ft.preference_pairs([p], "polite")
