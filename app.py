@@ -14,6 +14,7 @@ import streamlit as st
 from mllm_core import training
 from ui.common import sidebar_status, url_notice
 from ui.pages import LABS
+from ui.server import freeze_imports
 
 # MLLM_LOG_LEVEL=INFO logs every job's start and end (the browser test reads them)
 logging.basicConfig(level=os.environ.get("MLLM_LOG_LEVEL", "WARNING"), format="%(asctime)s %(name)s %(message)s")
@@ -34,3 +35,4 @@ finally:  # also after a page's st.stop()
     with notice:
         url_notice(given)
     sidebar_status()  # after the page: it lists the shared default the page has just asked for
+    freeze_imports()  # the modules this run imported leave the garbage collector's work (ui.server)
