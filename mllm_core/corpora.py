@@ -393,6 +393,17 @@ def train_val_split(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
+def head_bytes(text: str, n_bytes: int) -> str:
+    """The first `n_bytes` bytes of `text` (never cutting a character in two).
+
+    Only the first `n_bytes` characters are encoded: each is at least one byte.
+
+    >>> head_bytes("café au lait", 4), head_bytes("café au lait", 5)
+    ('caf', 'café')
+    """
+    return text[:n_bytes].encode("utf-8", errors="surrogatepass")[:n_bytes].decode("utf-8", errors="ignore")
+
+
 def text_digest(text: str) -> str:
     """A short fingerprint of `text` (SHA-1 of its UTF-8 bytes), to key caches by content.
 
@@ -421,6 +432,7 @@ __all__ = [
     "load",
     "load_online",
     "names",
+    "head_bytes",
     "text_digest",
     "train_val_split",
 ]

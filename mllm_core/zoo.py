@@ -566,6 +566,49 @@ def counter_job() -> training.TrainingJob:
     return counter_default().job()
 
 
+# The Tokenizer lab's default BPE: 256 merges on the default corpus's first MB, as every visitor's
+# first view of the lab would otherwise train it (seconds of the server's GIL, once per process)
+
+TOKENIZER_MB = 1.0  # the lab's training text: the corpus's first MB
+TOKENIZER_VOCAB = 512  # 256 bytes + 256 merges
+TOKENIZER_SPLIT = True  # pre-split with GPT-2's regex: merges never cross words
+
+
+def tokenizer_settings(corpus: str, mb: float, vocab_size: int, split: bool) -> bool:
+    """True when the Tokenizer lab's settings are its default's (so `tokenizer_job` has the BPE)."""
+    return (corpus, mb, vocab_size, split) == (corpora.DEFAULT, TOKENIZER_MB, TOKENIZER_VOCAB, TOKENIZER_SPLIT)
+
+
+def _save_bpe(tok, snap: training.JobSnapshot, folder: Path) -> dict:
+    tok.save(folder / "bpe.json")
+    return {}
+
+
+def _load_bpe(folder: Path, extras: dict) -> tuple[Any, dict]:
+    from mllm_core.tokenizers.bpe import BPETokenizer
+
+    tok = BPETokenizer.load(folder / "bpe.json")
+    return tok, {"model": tok}
+
+
+def tokenizer_default() -> Default:
+    """The Tokenizer lab's default byte-level BPE."""
+    key = ("bpe", corpora.DEFAULT, TOKENIZER_MB, TOKENIZER_VOCAB, TOKENIZER_SPLIT)
+
+    def make_target():
+        from mllm_core.tokenizers.bpe import training_target
+
+        text = corpora.head_bytes(corpora.load(corpora.DEFAULT).text, int(TOKENIZER_MB * 1_000_000))
+        return training_target(text, TOKENIZER_VOCAB, TOKENIZER_SPLIT)
+
+    return Default("bpe", key, "tokenizer-default", make_target, _save_bpe, _load_bpe)
+
+
+def tokenizer_job() -> training.TrainingJob:
+    """The Tokenizer lab's default BPE, loaded from disk or trained once per process."""
+    return tokenizer_default().job()
+
+
 # The Scaling lab's defaults: results only (curves, fits, attention on a probe), small JSON in record.json
 
 
@@ -662,13 +705,14 @@ def induction_job() -> training.TrainingJob:
 
 
 def defaults(config: ZooConfig | None = None) -> list[Default]:
-    """Every class-wide default: the Generation ladder's five jobs, then the labs' five."""
+    """Every class-wide default: the Generation ladder's five jobs, then the labs' six."""
     return [ladder_default(group, config) for group in _GROUPS] + [
         attention_default(),
         embeddings_default(),
         counter_default(),
         scaling_default(),
         induction_default(),
+        tokenizer_default(),
     ]
 
 

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from mllm_core import zoo
 from mllm_core.tokenizers.bpe import N_BYTES
 from ui import tokenizer as ui
 from ui.common import corpus_picker, download_json, download_text, guard, page_header
@@ -32,19 +33,30 @@ with st.expander("Training corpus and settings", expanded=True):
     with c1:
         corpus = corpus_picker("tok", label="Train on", allow_typed=True, typed_default="aaabdaaabac")
     mb = c2.slider(
-        "Training text (MB)", 0.1, 3.0, 1.0, 0.1, key="tok_mb", bind="query-params", help="The corpus's first MB."
+        "Training text (MB)",
+        0.1,
+        3.0,
+        zoo.TOKENIZER_MB,
+        0.1,
+        key="tok_mb",
+        bind="query-params",
+        help="The corpus's first MB.",
     )
     vocab_size = c3.slider(
         "BPE vocabulary size",
         N_BYTES + 1,
         8192,
-        512,
+        zoo.TOKENIZER_VOCAB,
         key="tok_vocab",
         bind="query-params",
         help="256 bytes + 1 per merge.",
     )
     split = c3.toggle(
-        "Split words first", True, key="tok_split", bind="query-params", help="GPT-2 regex: merges never cross words."
+        "Split words first",
+        zoo.TOKENIZER_SPLIT,
+        key="tok_split",
+        bind="query-params",
+        help="GPT-2 regex: merges never cross words.",
     )
     min_freq = c4.number_input(
         "Word: minimum frequency", 1, 1000, 2, key="tok_minfreq", bind="query-params", help="Rarer words → <unk>."
@@ -57,7 +69,11 @@ with guard("Training the tokenizers"):
     train_text = ui.head_bytes(corpus.text, int(mb * ui.MB))
     bar = st.empty()
     try:
-        bpe = ui.trained_bpe(train_text, vocab_size, split, lambda f, msg: bar.progress(f, f"Training BPE: {msg}"))
+        show = lambda f, msg: bar.progress(f, f"Training BPE: {msg}")  # noqa: E731
+        if zoo.tokenizer_settings(corpus.name, mb, vocab_size, split):
+            bpe = ui.default_bpe(show)  # trained once per server, or loaded from models/
+        else:
+            bpe = ui.trained_bpe(train_text, vocab_size, split, show)
     finally:
         bar.empty()  # never a stale bar, even when training fails
     word, char = ui.trained_word_and_char(train_text, int(min_freq))

@@ -187,3 +187,47 @@ def test_small_things_lossy_text_long_id_lists_and_the_longest_sequence():
     at = run_page(tok_corpus="typed", tok_vocab=259, tok_input="🤖🤖🤖 日本語")
     caption = next(c.value for c in at.caption if c.value.startswith("On this text"))
     assert "BPE the most" in caption
+
+
+def test_a_class_on_the_same_settings_trains_bpe_once(monkeypatch):
+    """Sessions asking for settings another session is training wait for it instead of training again."""
+    import threading
+    import time
+
+    from mllm_core.tokenizers import BPETokenizer
+    from ui import tokenizer as ui
+
+    calls, train = [], BPETokenizer.train
+
+    def slow_train(self, *args, **kwargs):
+        calls.append(1)
+        time.sleep(0.3)  # long enough for every other session to ask meanwhile
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(BPETokenizer, "train", slow_train)
+    text = "a class of students, all on the same settings " * 20
+    results = [None] * 5
+
+    def ask(i: int) -> None:
+        results[i] = ui.trained_bpe(text, 270, split=True)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(calls) == 1 and all(r is results[0] for r in results)
+
+
+def test_the_default_settings_show_the_shipped_bpe(default_page):
+    from mllm_core import zoo
+
+    job = zoo.tokenizer_job()
+    assert job.join(60) and job.snapshot().state == "done"  # the server's one default (models/ ships it)
+    from mllm_core import corpora
+    from ui import tokenizer as ui
+
+    text = corpora.head_bytes(corpora.load(corpora.DEFAULT).text, int(zoo.TOKENIZER_MB * 1_000_000))
+    assert (corpora.text_digest(text), zoo.TOKENIZER_VOCAB, True) not in ui._bpe_store()[0]  # not trained in the page
+    ids = [int(re.match(r"id (\d+)", title).group(1)) for title, _ in spans(default_page)]
+    assert ids == job.latest().encode(default_page.text_area(key="tok_input").value)

@@ -268,3 +268,23 @@ def test_build_writes_every_default_to_a_folder_that_a_fresh_server_reads(tmp_pa
     assert run_default(cheap[1]).snapshot().artifacts["loaded_from"] == str(folders[1])
     assert zoo.main(["where"]) == 0
     assert str(folders[1]) in capsys.readouterr().out
+
+
+def test_the_tokenizer_default_is_the_labs_bpe_and_comes_back_from_disk(cache, monkeypatch, tmp_path):
+    from mllm_core.tokenizers import bpe
+
+    monkeypatch.setenv("MLLM_MODELS_DIR", str(tmp_path / "nothing shipped"))
+    default = zoo.tokenizer_default()
+    trained = run_default(default)
+    text = corpora.head_bytes(corpora.load(corpora.DEFAULT).text, int(zoo.TOKENIZER_MB * 1_000_000))
+    direct = bpe.BPETokenizer(bpe.GPT2_PATTERN).train(text, zoo.TOKENIZER_VOCAB)
+    assert trained.result.to_dict() == direct.to_dict()  # what the lab would train at its default settings
+    snap = trained.snapshot()
+    assert snap.total_steps == zoo.TOKENIZER_VOCAB - 256 and snap.history["count"][-1][0] == snap.total_steps
+
+    monkeypatch.setattr(bpe, "training_target", no_training)
+    loaded = run_default(zoo.tokenizer_default())
+    assert loaded.snapshot().artifacts["loaded_from"] == str(cache / default.artefact)
+    assert loaded.result.to_dict() == direct.to_dict() and loaded.latest() is loaded.result
+    assert zoo.tokenizer_settings(corpora.DEFAULT, zoo.TOKENIZER_MB, zoo.TOKENIZER_VOCAB, zoo.TOKENIZER_SPLIT)
+    assert not zoo.tokenizer_settings(corpora.DEFAULT, zoo.TOKENIZER_MB, zoo.TOKENIZER_VOCAB + 1, True)

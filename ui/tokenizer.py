@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from collections.abc import Callable
 
 import pandas as pd
@@ -15,7 +16,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from mllm_core.corpora import text_digest
+from mllm_core import training, zoo
+from mllm_core.corpora import head_bytes, text_digest  # noqa: F401 (head_bytes: the page's)
 from mllm_core.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer, encoding_stats
 from mllm_core.tokenizers.bpe import GPT2_PATTERN, Merge
 from ui.common import MARGIN
@@ -25,19 +27,15 @@ PALETTE = ["#fde68a", "#a7f3d0", "#bfdbfe", "#fbcfe8", "#ddd6fe", "#fed7aa", "#b
 _VISIBLE_WS = str.maketrans({" ": "·", "\t": "→", "\n": "↵", "\r": "␍"})
 
 
-def head_bytes(text: str, n_bytes: int) -> str:
-    """The first `n_bytes` bytes of `text` (never cutting a character in two)."""
-    return text.encode("utf-8", errors="surrogatepass")[:n_bytes].decode("utf-8", errors="ignore")
-
-
 # ---------------------------------------------------------------------------------------------
 # Trained tokenizers, shared by every session
 
 
 @st.cache_resource(show_spinner=False)
-def _bpe_store() -> tuple[dict[tuple[str, int, bool], BPETokenizer], threading.Lock]:
-    """(text digest, vocab size, split) -> trained BPE, for every session of this server."""
-    return {}, threading.Lock()
+def _bpe_store() -> tuple[dict[tuple[str, int, bool], BPETokenizer], dict[tuple, threading.Lock], threading.Lock]:
+    """(text digest, vocab size, split) -> trained BPE, for every session of this server; a lock
+    per key being trained (a class on the same settings trains it once); the lock of both."""
+    return {}, {}, threading.Lock()
 
 
 def trained_bpe(
@@ -45,11 +43,13 @@ def trained_bpe(
 ) -> BPETokenizer:
     """BPE trained on `text` (pre-split with the GPT-2 regex when `split`), from the shared store
     or trained now, reporting progress in [0, 1]. A short text that allows fewer merges gives a
-    smaller vocabulary (`vocab_size` says how big) instead of an error."""
-    store, lock = _bpe_store()
+    smaller vocabulary (`vocab_size` says how big) instead of an error. A session asking for
+    settings another is training waits for that one instead of training them again."""
+    store, training_now, lock = _bpe_store()
     key = (text_digest(text), vocab_size, split)
     with lock:
         tok = store.get(key)
+        key_lock = training_now.setdefault(key, threading.Lock())
     if tok is not None:
         return tok
     n_merges = vocab_size - 256
@@ -58,12 +58,30 @@ def trained_bpe(
         if progress is not None and (m.rank % 25 == 0 or m.rank == n_merges - 1):
             progress((m.rank + 1) / n_merges, f"merge {m.rank + 1:,} / {n_merges:,}: count {m.count:,}")
 
-    tok = BPETokenizer(GPT2_PATTERN if split else None).train(text, vocab_size, callback=callback, allow_fewer=True)
+    with key_lock:
+        with lock:
+            tok = store.get(key)
+        if tok is not None:  # trained by the session this one waited for
+            return tok
+        tok = BPETokenizer(GPT2_PATTERN if split else None).train(text, vocab_size, callback=callback, allow_fewer=True)
     with lock:
         if len(store) >= 16:  # keep memory bounded: forget the oldest
             store.pop(next(iter(store)))
         store[key] = tok
+        training_now.pop(key, None)
     return tok
+
+
+def default_bpe(progress: Callable[[float, str], None]) -> BPETokenizer:
+    """The lab's default BPE (`zoo.tokenizer_job`): loaded from disk, or trained once per server in
+    the background, where leaving the page does not stop it; `progress` hears how far it is."""
+    job = zoo.tokenizer_job()
+    while not (snap := job.snapshot()).finished:
+        progress(snap.progress or 0.0, f"the class's default, {zoo.origin(snap)}")
+        time.sleep(0.25)
+    if snap.state != training.DONE:
+        raise RuntimeError(f"the default BPE did not train: {snap.error or snap.state}")
+    return job.latest()
 
 
 @st.cache_resource(show_spinner="Training the word and character tokenizers…", max_entries=8)

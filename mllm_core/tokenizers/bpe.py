@@ -362,3 +362,22 @@ class BPETokenizer(Tokenizer):
         self.merges = [Merge(r, (a, b), N_BYTES + r, c) for r, (a, b, c) in enumerate(state["merges"])]
         self.token_counts = Counter({int(k): v for k, v in state.get("token_counts", {}).items()})
         self._rebuild()
+
+
+def training_target(text: str, vocab_size: int, split: bool = True) -> Callable[[Any], BPETokenizer]:
+    """A training job's loop (`training.TrainingJob`, `zoo.tokenizer_default`): BPE on `text`,
+    pre-split with the GPT-2 regex when `split`, reporting every 25th merge (`count`: how often the
+    merged pair occurred). A text that allows fewer merges gives a smaller vocabulary."""
+
+    def loop(ctx) -> BPETokenizer:
+        n_merges = vocab_size - N_BYTES
+        ctx.set_total(n_merges)
+
+        def callback(m: Merge) -> None:
+            ctx.check()
+            if m.rank % 25 == 0 or m.rank == n_merges - 1:
+                ctx.report(step=m.rank + 1, count=m.count)
+
+        return BPETokenizer(GPT2_PATTERN if split else None).train(text, vocab_size, callback, allow_fewer=True)
+
+    return loop
