@@ -59,6 +59,12 @@ class Corpus:
     def n_words(self) -> int:  # counted once: pages show it at every rerun
         return len(self.text.split())
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """`text_digest(text)`, computed once: what caches key a corpus by (hashing the text itself
+        at every rerun cost the server about as much as the rerun)."""
+        return text_digest(self.text)
+
     def ref(self) -> TextRef | str:
         """What a training job's spec carries: the name of a corpus any process can load again
         (embedded or online), else the text itself (an upload, typed text)."""

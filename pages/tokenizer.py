@@ -66,7 +66,7 @@ if corpus is None:
     st.stop()
 toks = None
 with guard("Training the tokenizers"):
-    train_text = ui.head_bytes(corpus.text, int(mb * ui.MB))
+    train_text = ui.training_text(corpus.digest, mb, corpus.text)
     bar = st.empty()
     try:
         show = lambda f, msg: bar.progress(f, f"Training BPE: {msg}")  # noqa: E731
@@ -76,7 +76,7 @@ with guard("Training the tokenizers"):
             bpe = ui.trained_bpe(train_text, vocab_size, split, show)
     finally:
         bar.empty()  # never a stale bar, even when training fails
-    word, char = ui.trained_word_and_char(train_text, int(min_freq))
+    word, char = ui.trained_word_and_char(corpus.digest, mb, int(min_freq), train_text)
     toks = dict(zip(KINDS, (bpe, word, char), strict=True))
 if toks is None:
     st.stop()

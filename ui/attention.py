@@ -77,7 +77,7 @@ def train_panel() -> None:
     config, train = model_settings()
     wait = ""
     if corpus:
-        n_params, vocab = parameter_count(config, corpus.text, train.tokenizer, train.bpe_vocab_size, train.max_chars)
+        n_params, vocab = parameter_count(config, corpus, train.tokenizer, train.bpe_vocab_size, train.max_chars)
         st.caption(f"**{n_params:,} parameters** · vocabulary {vocab} · head size {config.n_embd // config.n_head}")
         wait = long_run_reason(replace(config, vocab_size=vocab), train)
     name = model_name(corpus, config, train)
@@ -314,13 +314,23 @@ def layer_head(cfg: GPTConfig) -> tuple[int, int]:
     )
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _n_chars(digest: str, max_chars: int | None, _text: str) -> int:
+    return len(set(_text[:max_chars]))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _n_params(config: GPTConfig) -> int:
+    return GPT(config).num_params()
+
+
 def parameter_count(
-    config: GPTConfig, text: str, tokenizer: str, bpe_vocab_size: int, max_chars: int | None
+    config: GPTConfig, corpus: corpora.Corpus, tokenizer: str, bpe_vocab_size: int, max_chars: int | None
 ) -> tuple[int, int]:
-    """(parameters, vocabulary size) the settings would give on `text`, before training."""
-    vocab = len(set(text[:max_chars])) + 1 if tokenizer == "char" else bpe_vocab_size
-    return GPT(replace(config, vocab_size=vocab)).num_params(), vocab
+    """(parameters, vocabulary size) the settings would give on `corpus`, before training. Cached by
+    the corpus's digest, not its text: hashing 10 MB of text at every click was most of a click's cost."""
+    vocab = _n_chars(corpus.digest, max_chars, corpus.text) + 1 if tokenizer == "char" else bpe_vocab_size
+    return _n_params(replace(config, vocab_size=vocab)), vocab
 
 
 def model_settings() -> tuple[GPTConfig, GPTTrainConfig]:

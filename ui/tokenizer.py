@@ -17,7 +17,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from mllm_core import training, zoo
-from mllm_core.corpora import head_bytes, text_digest  # noqa: F401 (head_bytes: the page's)
+from mllm_core.corpora import head_bytes, text_digest
 from mllm_core.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer, encoding_stats
 from mllm_core.tokenizers.bpe import GPT2_PATTERN, Merge
 from ui.common import MARGIN
@@ -84,9 +84,17 @@ def default_bpe(progress: Callable[[float, str], None]) -> BPETokenizer:
     return job.latest()
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def training_text(digest: str, mb: float, _text: str) -> str:
+    """The first `mb` MB of the corpus whose text is `_text` (`digest`), cut once for every session."""
+    return head_bytes(_text, int(mb * MB))
+
+
 @st.cache_resource(show_spinner="Training the word and character tokenizers…", max_entries=8)
-def trained_word_and_char(text: str, min_freq: int) -> tuple[WordTokenizer, CharTokenizer]:
-    return WordTokenizer(min_freq=min_freq).train(text), CharTokenizer().train(text)
+def trained_word_and_char(digest: str, mb: float, min_freq: int, _text: str) -> tuple[WordTokenizer, CharTokenizer]:
+    """Both tokenizers trained on `_text`, the first `mb` MB of the corpus `digest` (keyed by the
+    digest: hashing a MB of text at every rerun was a large share of the page's cost)."""
+    return WordTokenizer(min_freq=min_freq).train(_text), CharTokenizer().train(_text)
 
 
 # ---------------------------------------------------------------------------------------------
