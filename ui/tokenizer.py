@@ -195,7 +195,14 @@ def comparison_caption(frame: pd.DataFrame) -> str:
 
 
 def comparison_chart(frame: pd.DataFrame) -> go.Figure:
-    columns = ["tokens", "vocab size", "bytes per token", "unk share"]
+    """Bars of the three tokenizers' sequence length, vocabulary, bytes per token and unk share;
+    built once per distinct table for every session (`make_subplots` costs about as much as the rest of the page)."""
+    return _comparison_chart(frame.to_json(), frame)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _comparison_chart(key: str, _frame: pd.DataFrame) -> go.Figure:
+    frame, columns = _frame, ["tokens", "vocab size", "bytes per token", "unk share"]
     fig = make_subplots(rows=1, cols=len(columns), subplot_titles=["sequence length", *columns[1:]])
     for c, col in enumerate(columns, start=1):
         fig.add_trace(go.Bar(x=frame.index, y=frame[col], marker_color=PALETTE[:3], showlegend=False), row=1, col=c)
