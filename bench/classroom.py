@@ -742,7 +742,7 @@ async def run_class(
     contexts: list = []
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        if args.pin:
+        if args.spread:  # on core 1 alone (--pin) they share it with the observer's browser as before
             marks["browser_processes_lowered"] = lower_browsers(observer.pid)
         try:
             try:
