@@ -184,8 +184,8 @@ def test_freeze_imports_freezes_once_per_new_module_set():
     """ui.server: after new imports the heap moves to the permanent generation (collected first, so
     garbage is not frozen); with no new module the call does nothing."""
     import gc
-    import importlib
     import sys
+    import types
     import weakref
 
     from ui import server
@@ -202,11 +202,11 @@ def test_freeze_imports_freezes_once_per_new_module_set():
         node.me = node  # garbage in a cycle: the collection before the freeze must take it
         dead = weakref.ref(node)
         del node
-        sys.modules.pop("colorsys", None)
-        importlib.import_module("colorsys")
+        sys.modules["_freeze_probe"] = types.ModuleType("_freeze_probe")  # a module imported since
         assert server.freeze_imports()
         assert gc.get_freeze_count() > before
         assert dead() is None
         assert not server.freeze_imports()
     finally:
+        sys.modules.pop("_freeze_probe", None)
         gc.unfreeze()
