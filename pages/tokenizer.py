@@ -2,10 +2,8 @@
 
 import streamlit as st
 
-from mllm_core import zoo
-from mllm_core.tokenizers.bpe import N_BYTES
 from ui import tokenizer as ui
-from ui.common import corpus_picker, download_json, download_text, guard, page_header
+from ui.common import download_json, download_text, guard, page_header
 
 DEFAULT_TEXT = (
     "Tokenizers turn text into numbers. Unbelievably, 'tokenization' isn't magic!\n"
@@ -28,55 +26,13 @@ text = left.text_area("Text to tokenize", DEFAULT_TEXT, height=110, key="tok_inp
 kind = right.radio("Tokenizer", KINDS, key="tok_kind", bind="query-params", help="BPE here is byte-level BPE.")
 show_ws = right.toggle("Show whitespace", True, key="tok_ws", bind="query-params", help="· space, → tab, ↵ newline")
 
-with st.expander("Training corpus and settings", expanded=True):
-    c1, c2, c3, c4 = st.columns(4)
-    with c1:
-        corpus = corpus_picker("tok", label="Train on", allow_typed=True, typed_default="aaabdaaabac")
-    mb = c2.slider(
-        "Training text (MB)",
-        0.1,
-        3.0,
-        zoo.TOKENIZER_MB,
-        0.1,
-        key="tok_mb",
-        bind="query-params",
-        help="The corpus's first MB.",
-    )
-    vocab_size = c3.slider(
-        "BPE vocabulary size",
-        N_BYTES + 1,
-        8192,
-        zoo.TOKENIZER_VOCAB,
-        key="tok_vocab",
-        bind="query-params",
-        help="256 bytes + 1 per merge.",
-    )
-    split = c3.toggle(
-        "Split words first",
-        zoo.TOKENIZER_SPLIT,
-        key="tok_split",
-        bind="query-params",
-        help="GPT-2 regex: merges never cross words.",
-    )
-    min_freq = c4.number_input(
-        "Word: minimum frequency", 1, 1000, 2, key="tok_minfreq", bind="query-params", help="Rarer words → <unk>."
-    )
+corpus, mb, vocab_size, split, min_freq = ui.training_settings()
 
 if corpus is None:
     st.stop()
 toks = None
 with guard("Training the tokenizers"):
-    train_text = ui.training_text(corpus.digest, mb, corpus.text)
-    bar = st.empty()
-    try:
-        show = lambda f, msg: bar.progress(f, f"Training BPE: {msg}")  # noqa: E731
-        if zoo.tokenizer_settings(corpus.name, mb, vocab_size, split):
-            bpe = ui.default_bpe(show)  # trained once per server, or loaded from models/
-        else:
-            bpe = ui.trained_bpe(train_text, vocab_size, split, show)
-    finally:
-        bar.empty()  # never a stale bar, even when training fails
-    word, char = ui.trained_word_and_char(corpus.digest, mb, int(min_freq), train_text)
+    train_text, bpe, word, char = ui.trained_tokenizers(corpus, mb, vocab_size, split, min_freq)
     toks = dict(zip(KINDS, (bpe, word, char), strict=True))
 if toks is None:
     st.stop()

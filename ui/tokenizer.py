@@ -16,11 +16,11 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from mllm_core import training, zoo
+from mllm_core import corpora, training, zoo
 from mllm_core.corpora import head_bytes, text_digest
 from mllm_core.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer, encoding_stats
-from mllm_core.tokenizers.bpe import GPT2_PATTERN, Merge
-from ui.common import MARGIN
+from mllm_core.tokenizers.bpe import GPT2_PATTERN, N_BYTES, Merge
+from ui.common import MARGIN, corpus_picker
 
 MB = 1_000_000
 PALETTE = ["#fde68a", "#a7f3d0", "#bfdbfe", "#fbcfe8", "#ddd6fe", "#fed7aa", "#bbf7d0", "#e5e7eb"]
@@ -49,7 +49,8 @@ def trained_bpe(
     key = (text_digest(text), vocab_size, split)
     with lock:
         tok = store.get(key)
-        key_lock = training_now.setdefault(key, threading.Lock())
+        if tok is None:
+            key_lock = training_now.setdefault(key, threading.Lock())
     if tok is not None:
         return tok
     n_merges = vocab_size - 256
@@ -82,6 +83,64 @@ def default_bpe(progress: Callable[[float, str], None]) -> BPETokenizer:
     if snap.state != training.DONE:
         raise RuntimeError(f"the default BPE did not train: {snap.error or snap.state}")
     return job.latest()
+
+
+def training_settings() -> tuple[corpora.Corpus | None, float, int, bool, int]:
+    """The "Training corpus and settings" expander: (corpus, MB of it, BPE vocabulary size, split
+    first, the word tokenizer's minimum frequency), bound to the URL; defaults are `zoo.TOKENIZER_*`."""
+    with st.expander("Training corpus and settings", expanded=True):
+        c1, c2, c3, c4 = st.columns(4)
+        with c1:
+            corpus = corpus_picker("tok", label="Train on", allow_typed=True, typed_default="aaabdaaabac")
+        mb = c2.slider(
+            "Training text (MB)",
+            0.1,
+            3.0,
+            zoo.TOKENIZER_MB,
+            0.1,
+            key="tok_mb",
+            bind="query-params",
+            help="The corpus's first MB.",
+        )
+        vocab_size = c3.slider(
+            "BPE vocabulary size",
+            N_BYTES + 1,
+            8192,
+            zoo.TOKENIZER_VOCAB,
+            key="tok_vocab",
+            bind="query-params",
+            help="256 bytes + 1 per merge.",
+        )
+        split = c3.toggle(
+            "Split words first",
+            zoo.TOKENIZER_SPLIT,
+            key="tok_split",
+            bind="query-params",
+            help="GPT-2 regex: merges never cross words.",
+        )
+        min_freq = c4.number_input(
+            "Word: minimum frequency", 1, 1000, 2, key="tok_minfreq", bind="query-params", help="Rarer words → <unk>."
+        )
+    return corpus, mb, vocab_size, split, int(min_freq)
+
+
+def trained_tokenizers(
+    corpus: corpora.Corpus, mb: float, vocab_size: int, split: bool, min_freq: int
+) -> tuple[str, BPETokenizer, WordTokenizer, CharTokenizer]:
+    """(training text, BPE, word, character) on the corpus's first `mb` MB, shared by every session:
+    the default BPE from `zoo.tokenizer_job`, any other trained here under a progress bar."""
+    text = training_text(corpus.digest, mb, corpus.text)
+    bar = st.empty()
+    try:
+        show = lambda f, msg: bar.progress(f, f"Training BPE: {msg}")  # noqa: E731
+        if zoo.tokenizer_settings(corpus.name, mb, vocab_size, split):
+            bpe = default_bpe(show)  # trained once per server, or loaded from models/
+        else:
+            bpe = trained_bpe(text, vocab_size, split, show)
+    finally:
+        bar.empty()  # never a stale bar, even when training fails
+    word, char = trained_word_and_char(corpus.digest, mb, min_freq, text)
+    return text, bpe, word, char
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
