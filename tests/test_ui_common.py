@@ -165,6 +165,10 @@ def test_a_reload_of_the_tab_finds_its_running_job_and_its_models(executor_kind)
     button(at, "demo_start").click()
     at.run()
     job = session_job()
+    deadline = time.monotonic() + 60  # a worker process may take a while to start on a busy CI host
+    while job.snapshot().state == "queued" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert job.snapshot().state == "running"
     clear_session_cache("test session id")  # the reload closes the old session...
     again = AppTest.from_function(controls_page, default_timeout=60)
     again.query_params[common.TAB_PARAM] = token  # ...and opens the same URL
