@@ -14,7 +14,7 @@ import streamlit as st
 from mllm_core import training
 from ui.common import sidebar_status, url_notice
 from ui.pages import LABS
-from ui.server import freeze_imports
+from ui.server import freeze_imports, share_the_gil, turn
 
 # MLLM_LOG_LEVEL=INFO logs every job's start and end (the browser test reads them)
 logging.basicConfig(level=os.environ.get("MLLM_LOG_LEVEL", "WARNING"), format="%(asctime)s %(name)s %(message)s")
@@ -27,12 +27,14 @@ page = st.navigation({"Start": [home], "Labs": labs})
 
 os.environ.setdefault(training.EXECUTOR_ENV, "process")
 training.warm_up()
+share_the_gil()
 given = st.query_params.to_dict()  # before the page's widgets read (and clean) them
 notice = st.container()  # above the page: "Ignored from the link: ..."
-try:
-    page.run()
-finally:  # also after a page's st.stop()
-    with notice:
-        url_notice(given)
-    sidebar_status()  # after the page: it lists the shared default the page has just asked for
-    freeze_imports()  # the modules this run imported leave the garbage collector's work (ui.server)
+with turn(page=True):  # at most ui.server.TURNS script runs at once, pages first
+    try:
+        page.run()
+    finally:  # also after a page's st.stop()
+        with notice:
+            url_notice(given)
+        sidebar_status()  # after the page: it lists the shared default the page has just asked for
+        freeze_imports()  # the modules this run imported leave the garbage collector's work (ui.server)

@@ -182,35 +182,3 @@ def test_a_shared_link_does_not_hand_over_a_live_tabs_jobs():
     first = common.parking().claim(None)
     second = common.parking().claim(first.token)  # someone opened a URL with the same tab name
     assert second is not first and second.token != first.token
-
-
-def test_freeze_imports_freezes_once_per_new_module_set():
-    """ui.server: after new imports the heap moves to the permanent generation (collected first, so
-    garbage is not frozen); with no new module the call does nothing."""
-    import gc
-    import sys
-    import types
-    import weakref
-
-    from ui import server
-
-    try:
-        server.freeze_imports()
-        before = gc.get_freeze_count()
-        assert not server.freeze_imports()  # nothing imported since
-
-        class Node:
-            pass
-
-        node = Node()
-        node.me = node  # garbage in a cycle: the collection before the freeze must take it
-        dead = weakref.ref(node)
-        del node
-        sys.modules["_freeze_probe"] = types.ModuleType("_freeze_probe")  # a module imported since
-        assert server.freeze_imports()
-        assert gc.get_freeze_count() > before
-        assert dead() is None
-        assert not server.freeze_imports()
-    finally:
-        sys.modules.pop("_freeze_probe", None)
-        gc.unfreeze()

@@ -17,7 +17,7 @@ from mllm_core import transformer as tf
 from mllm_core.attention import AttentionSteps
 from mllm_core.transformer import GPT, POS_ENCODINGS, GPTConfig, GPTTrainConfig
 from mllm_core.transformer import estimated_seconds as tf_estimated_seconds
-from ui import common
+from ui import common, server
 
 BLUES = "Blues"
 
@@ -69,7 +69,7 @@ def no_model() -> None:
 # The Train tab
 
 
-@st.fragment
+@server.fragment()
 def train_panel() -> None:
     """The Train tab as a fragment: a click on Train, Pause or Stop (a whole class in the same second)
     reruns this panel only, not the page's maps and tables (~0.4 s of server CPU per click)."""

@@ -29,6 +29,7 @@ import streamlit as st
 
 from mllm_core import corpora, training, zoo
 from mllm_core.training import JobSnapshot, TrainingJob
+from ui import server
 
 # ---------------------------------------------------------------------------------------------
 # Errors and headers
@@ -450,7 +451,7 @@ def live(job: TrainingJob | None, render: Callable[[JobSnapshot], None], every: 
         return
     polling = not job.snapshot().finished
 
-    @st.fragment(run_every=poll_every(every) if polling else None)
+    @server.fragment(run_every=poll_every(every) if polling else None)
     def view() -> None:
         snap = job.snapshot()
         job_status(snap)
@@ -468,7 +469,7 @@ def default_status(job: TrainingJob, label: str, every: float = 2.0) -> None:
     polling = not job.snapshot().finished
     no_model_yet = job.latest() is None
 
-    @st.fragment(run_every=poll_every(every) if polling else None)
+    @server.fragment(run_every=poll_every(every) if polling else None)
     def view() -> None:
         snap = job.snapshot()
         text = f"{label}: {zoo.origin(snap)}"
@@ -725,7 +726,7 @@ def sidebar_status() -> None:
 
     # Idle, it still looks every 10 s: a job started from a fragment (the Attention lab's Train tab)
     # reruns only that fragment, not this panel.
-    @st.fragment(run_every=poll_every(2.0) if polling else IDLE_POLL_S)
+    @server.fragment(run_every=poll_every(2.0) if polling else IDLE_POLL_S)
     def jobs_panel() -> None:
         if jobs:
             st.caption("This session's jobs:")

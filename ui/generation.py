@@ -20,7 +20,7 @@ import torch
 from mllm_core import metrics, training, zoo
 from mllm_core.sampling import GenerationStep
 from mllm_core.zoo import LeaderboardRow
-from ui import common
+from ui import common, server
 from ui.common import MARGIN, show_token
 
 TOP_K_SHOWN = 10  # bars in the next-token chart
@@ -222,7 +222,7 @@ def leaderboard(jobs: dict[str, training.TrainingJob]) -> None:
     """The leaderboard of the class defaults (`zoo.leaderboard`), polling while any of them trains."""
     polling = any(not job.snapshot().finished for job in set(jobs.values()))
 
-    @st.fragment(run_every=2.0 if polling else None)
+    @server.fragment(run_every=2.0 if polling else None)
     def board() -> None:
         rows = zoo.leaderboard(jobs)
         if polling and all(row.state == training.DONE for row in rows):

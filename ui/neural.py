@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from mllm_core import neural, nll, training, zoo
 from mllm_core.mlp import embedding_pca, map_ids, token_group
+from ui import server
 from ui.common import MARGIN, live, loss_chart, show_token
 
 LAYOUT = dict(height=340, margin=MARGIN, legend=dict(orientation="h", y=-0.25))
@@ -221,7 +222,7 @@ def gd_player(
     c3.button("Pause", key="nn_gd_pause", on_click=play, args=(False,), disabled=not state.nn_gd_play, width="stretch")
     c4.button("Reset", key="nn_gd_reset", on_click=lambda: state.update(nn_gd_i=0, nn_gd_play=False), width="stretch")
 
-    @st.fragment(run_every=0.4 if state.nn_gd_play else None)
+    @server.fragment(run_every=0.4 if state.nn_gd_play else None)
     def view() -> None:
         if state.nn_gd_play:
             step()

@@ -14,11 +14,25 @@ after a page run has imported new modules (the first visit of each lab imports i
 the collections' work to what sessions allocate. It collects first, so no garbage is frozen; what
 is frozen is never collected, which is right for modules and their caches and, for the few
 session objects alive at that moment, a bounded cost (at most once per newly imported module set).
+
+Turns. The event loop needs the GIL back after each socket call, and CPython hands it over only
+when the holder's switch interval ends (5 ms) and then to any waiting thread: with 25 script
+threads runnable (a class pressing Train in the same second) each hand-back waited for a long
+line, and `/_stcore/health` took 3.4 s. `turn()` lets `TURNS` script runs execute at once and parks
+the others on a lock, where they do not ask for the GIL; a whole page (a navigation, a newcomer)
+goes before a fragment rerun (a click in the Train tab, a live view's poll), so the class's clicks
+queue behind a page switch rather than ahead of it. `share_the_gil()` also shortens the switch
+interval to 1 ms for the threads that do run.
 """
 
+import contextlib
+import functools
 import gc
 import sys
 import threading
+from collections.abc import Callable, Iterator
+
+import streamlit as st
 
 _lock = threading.Lock()
 _frozen_modules = 0  # len(sys.modules) at the last freeze
@@ -36,3 +50,85 @@ def freeze_imports() -> bool:
         gc.collect()
         gc.freeze()
         return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Turns: at most TURNS script runs at once
+
+TURNS = 2  # script runs executing at once; the others wait on a lock, not for the GIL
+TURN_WAIT_S = 10.0  # a run that waited this long goes anyway: a slow run holds up others, never hangs them
+SWITCH_INTERVAL_S = 0.001  # the GIL's switch interval in the server (CPython's default: 5 ms)
+
+
+class Turns:
+    """A counting gate where whole-page runs go before fragment reruns.
+
+    >>> turns = Turns(1)
+    >>> turns.acquire(page=True, timeout=0), turns.acquire(page=False, timeout=0)
+    (True, False)
+    >>> turns.release(); turns.acquire(page=False, timeout=0)
+    True
+    """
+
+    def __init__(self, n: int):
+        self._cond = threading.Condition()
+        self._free = n
+        self._pages_waiting = 0
+
+    def acquire(self, page: bool, timeout: float) -> bool:
+        """Wait for a turn; False if none came within `timeout` seconds (the caller goes anyway)."""
+        with self._cond:
+            self._pages_waiting += page
+            try:
+                got = self._cond.wait_for(lambda: self._free > 0 and (page or not self._pages_waiting), timeout)
+            finally:
+                self._pages_waiting -= page
+            self._free -= got
+            if page and not self._pages_waiting:
+                self._cond.notify_all()  # the fragments this page held back may go, if a turn is free
+            return got
+
+    def release(self) -> None:
+        with self._cond:
+            self._free += 1
+            self._cond.notify_all()
+
+
+_turns = Turns(TURNS)
+_held = threading.local()  # a fragment drawn inside its page's run is already in that run's turn
+
+
+@contextlib.contextmanager
+def turn(page: bool) -> Iterator[None]:
+    """Run the body in one of the server's `TURNS` (see the module's docstring); re-entrant."""
+    if getattr(_held, "turn", False):
+        yield
+        return
+    got = _turns.acquire(page, TURN_WAIT_S)
+    _held.turn = True
+    try:
+        yield
+    finally:
+        _held.turn = False
+        if got:
+            _turns.release()
+
+
+def fragment(run_every: float | None = None) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """`st.fragment` whose reruns take a turn: use it for every fragment of the app."""
+
+    def decorate(draw: Callable[[], None]) -> Callable[[], None]:
+        @functools.wraps(draw)
+        def in_turn() -> None:
+            with turn(page=False):
+                draw()
+
+        return st.fragment(in_turn, run_every=run_every)
+
+    return decorate
+
+
+def share_the_gil() -> None:
+    """Hand the GIL over every `SWITCH_INTERVAL_S` (the event loop waits less for it)."""
+    if sys.getswitchinterval() != SWITCH_INTERVAL_S:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)

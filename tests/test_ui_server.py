@@ -1,0 +1,144 @@
+"""ui.server: the web server's own process. Its frozen import-time heap, and the turns that keep
+a class's script runs from queueing for the GIL in front of the event loop."""
+
+import gc
+import sys
+import threading
+import time
+import types
+import weakref
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui import server
+
+
+def test_freeze_imports_freezes_once_per_new_module_set():
+    """After new imports the heap moves to the permanent generation (collected first, so
+    garbage is not frozen); with no new module the call does nothing."""
+    try:
+        server.freeze_imports()
+        before = gc.get_freeze_count()
+        assert not server.freeze_imports()  # nothing imported since
+
+        class Node:
+            pass
+
+        node = Node()
+        node.me = node  # garbage in a cycle: the collection before the freeze must take it
+        dead = weakref.ref(node)
+        del node
+        sys.modules["_freeze_probe"] = types.ModuleType("_freeze_probe")  # a module imported since
+        assert server.freeze_imports()
+        assert gc.get_freeze_count() > before
+        assert dead() is None
+        assert not server.freeze_imports()
+    finally:
+        sys.modules.pop("_freeze_probe", None)
+        gc.unfreeze()
+
+
+def test_turns_let_at_most_n_runs_execute_at_once():
+    turns = server.Turns(2)
+    inside, most = 0, 0
+    lock = threading.Lock()
+
+    def run() -> None:
+        nonlocal inside, most
+        assert turns.acquire(page=False, timeout=30)
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.01)
+        with lock:
+            inside -= 1
+        turns.release()
+
+    threads = [threading.Thread(target=run) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert most == 2 and inside == 0
+
+
+def test_a_page_goes_before_the_fragments_waiting_with_it():
+    turns = server.Turns(1)
+    assert turns.acquire(page=False, timeout=0)  # a run holds the only turn
+    order: list[str] = []
+
+    def wait(name: str, page: bool) -> None:
+        assert turns.acquire(page=page, timeout=30)
+        order.append(name)
+        turns.release()
+
+    fragments = [threading.Thread(target=wait, args=(f"fragment {i}", False)) for i in range(3)]
+    for t in fragments:
+        t.start()
+    time.sleep(0.1)  # the fragments wait first...
+    page = threading.Thread(target=wait, args=("page", True))
+    page.start()
+    time.sleep(0.1)  # ...then a page asks
+    turns.release()
+    for t in [*fragments, page]:
+        t.join(30)
+    assert order[0] == "page" and sorted(order[1:]) == ["fragment 0", "fragment 1", "fragment 2"]
+
+
+def test_a_run_that_waits_too_long_goes_anyway(monkeypatch):
+    monkeypatch.setattr(server, "_turns", server.Turns(1))
+    monkeypatch.setattr(server, "TURN_WAIT_S", 0.2)
+    assert server._turns.acquire(page=True, timeout=0)  # a slow run holds the only turn
+    start = time.monotonic()
+    with server.turn(page=False):
+        waited = time.monotonic() - start
+    assert 0.15 < waited < 5
+    server._turns.release()
+    assert server._turns.acquire(page=False, timeout=0)  # going anyway did not use up a turn
+
+
+def test_a_fragment_drawn_in_its_pages_run_uses_the_pages_turn(monkeypatch):
+    """One turn: a page run that draws a fragment must not wait for a second one (re-entrant)."""
+    monkeypatch.setattr(server, "_turns", server.Turns(1))
+    monkeypatch.setattr(server, "TURN_WAIT_S", 30)
+    start = time.monotonic()
+    with server.turn(page=True), server.turn(page=False):
+        pass
+    assert time.monotonic() - start < 1
+    assert server._turns.acquire(page=False, timeout=0)  # and the turn was given back
+
+
+def fragment_page():
+    import streamlit as st
+
+    from ui import server
+
+    @server.fragment()
+    def counter() -> None:
+        st.session_state.n = st.session_state.get("n", 0) + 1
+        st.button("again", key="again")
+        st.write(f"fragment runs: {st.session_state.n}")
+
+    with server.turn(page=True):
+        counter()
+
+
+@pytest.mark.parametrize("turns", [1, 2])
+def test_a_server_fragment_runs_in_a_turn_and_gives_it_back(turns, monkeypatch):
+    monkeypatch.setattr(server, "_turns", server.Turns(turns))
+    at = AppTest.from_function(fragment_page, default_timeout=30)
+    at.run()
+    at.button(key="again").click().run()
+    assert not at.exception
+    assert at.session_state.n == 2
+    assert [server._turns.acquire(page=False, timeout=0) for _ in range(turns)] == [True] * turns
+
+
+def test_share_the_gil_sets_a_short_switch_interval():
+    before = sys.getswitchinterval()
+    try:
+        server.share_the_gil()
+        assert sys.getswitchinterval() == pytest.approx(server.SWITCH_INTERVAL_S)
+    finally:
+        sys.setswitchinterval(before)
