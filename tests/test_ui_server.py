@@ -9,6 +9,7 @@ import types
 import weakref
 
 import pytest
+from concurrency import Overlap
 from streamlit.testing.v1 import AppTest
 
 from ui import server
@@ -40,19 +41,12 @@ def test_freeze_imports_freezes_once_per_new_module_set():
 
 
 def test_turns_let_at_most_n_runs_execute_at_once():
-    turns = server.Turns(2)
-    inside, most = 0, 0
-    lock = threading.Lock()
+    turns, overlap = server.Turns(2), Overlap()
 
     def run() -> None:
-        nonlocal inside, most
         assert turns.acquire(page=False, timeout=30)
-        with lock:
-            inside += 1
-            most = max(most, inside)
-        time.sleep(0.01)
-        with lock:
-            inside -= 1
+        with overlap:
+            time.sleep(0.01)
         turns.release()
 
     threads = [threading.Thread(target=run) for _ in range(12)]
@@ -60,7 +54,7 @@ def test_turns_let_at_most_n_runs_execute_at_once():
         t.start()
     for t in threads:
         t.join(30)
-    assert most == 2 and inside == 0
+    assert overlap.peak == 2 and overlap.active == 0
 
 
 def test_a_page_goes_before_the_fragments_waiting_with_it():
