@@ -30,7 +30,7 @@ training.warm_up()
 share_the_gil()
 given = st.query_params.to_dict()  # before the page's widgets read (and clean) them
 notice = st.container()  # above the page: "Ignored from the link: ..."
-with turn(page=True):  # at most ui.server.TURNS script runs at once, pages first
+with turn(page=True, what=page.title):  # at most ui.server.TURNS script runs at once, pages first
     try:
         page.run()
     finally:  # also after a page's st.stop()

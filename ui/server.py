@@ -28,8 +28,10 @@ interval to 1 ms for the threads that do run.
 import contextlib
 import functools
 import gc
+import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import streamlit as st
@@ -58,6 +60,9 @@ def freeze_imports() -> bool:
 TURNS = 2  # script runs executing at once; the others wait on a lock, not for the GIL
 TURN_WAIT_S = 10.0  # a run that waited this long goes anyway: a slow run holds up others, never hangs them
 SWITCH_INTERVAL_S = 0.001  # the GIL's switch interval in the server (CPython's default: 5 ms)
+SLOW_TURN_S = 1.0  # a run that waited or held its turn longer than this is logged (at INFO)
+
+log = logging.getLogger(__name__)
 
 
 class Turns:
@@ -99,12 +104,17 @@ _held = threading.local()  # a fragment drawn inside its page's run is already i
 
 
 @contextlib.contextmanager
-def turn(page: bool) -> Iterator[None]:
-    """Run the body in one of the server's `TURNS` (see the module's docstring); re-entrant."""
+def turn(page: bool, what: str = "") -> Iterator[None]:
+    """Run the body in one of the server's `TURNS` (see the module's docstring); re-entrant.
+    `what` names the run in the log (a page's title, a fragment's function)."""
     if getattr(_held, "turn", False):
         yield
         return
+    asked = time.monotonic()
     got = _turns.acquire(page, TURN_WAIT_S)
+    start = time.monotonic()
+    if not got:
+        log.warning("%s waited %.0f s for a turn and runs without one", what or "a run", TURN_WAIT_S)
     _held.turn = True
     try:
         yield
@@ -112,6 +122,9 @@ def turn(page: bool) -> Iterator[None]:
         _held.turn = False
         if got:
             _turns.release()
+        held = time.monotonic() - start
+        if max(held, start - asked) > SLOW_TURN_S:
+            log.info("%s: waited %.1f s for a turn, ran %.1f s", what or "a run", start - asked, held)
 
 
 def fragment(run_every: float | None = None) -> Callable[[Callable[[], None]], Callable[[], None]]:
@@ -120,7 +133,7 @@ def fragment(run_every: float | None = None) -> Callable[[Callable[[], None]], C
     def decorate(draw: Callable[[], None]) -> Callable[[], None]:
         @functools.wraps(draw)
         def in_turn() -> None:
-            with turn(page=False):
+            with turn(page=False, what=draw.__qualname__):
                 draw()
 
         return st.fragment(in_turn, run_every=run_every)
