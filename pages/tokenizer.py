@@ -3,13 +3,14 @@
 import streamlit as st
 
 from ui import tokenizer as ui
-from ui.common import download_json, download_text, guard, page_header
+from ui.common import download_text, guard, page_header
 
 DEFAULT_TEXT = (
     "Tokenizers turn text into numbers. Unbelievably, 'tokenization' isn't magic!\n"
     "Emoji 🤖👩‍💻, accents (café), 日本語, and numbers like 1234567 all become bytes first."
 )
 KINDS = ["BPE", "Word", "Character"]  # also the URL values: ?tok_kind=Word
+JSON = "application/json"
 
 page_header(
     "Tokenizer",
@@ -34,6 +35,7 @@ toks = None
 with guard("Training the tokenizers"):
     train_text, bpe, word, char = ui.trained_tokenizers(corpus, mb, vocab_size, split, min_freq)
     toks = dict(zip(KINDS, (bpe, word, char), strict=True))
+    settings = (corpus.digest, mb, vocab_size, split, min_freq)  # with a kind, names a trained tokenizer
 if toks is None:
     st.stop()
 if bpe.vocab_size < vocab_size:
@@ -81,7 +83,8 @@ with tab_merges:
         "Each row is one training step: the most frequent adjacent pair became a new token. "
         "Counts only go down, and early merges are common word pieces (`·t`, `he`, `·the`; · is a space)."
     )
-    st.dataframe(ui.merges_frame(bpe, show_ws), height=260, hide_index=True)
+    bpe_views = ui.views(("BPE", *settings), show_ws, bpe)
+    st.dataframe(bpe_views.merges, height=260, hide_index=True)
     n_merges = len(bpe.merges)
     if st.session_state.get("tok_step_of") != n_merges:  # a new vocabulary: replay from its end
         st.session_state["tok_step"], st.session_state["tok_step_of"] = n_merges, n_merges
@@ -99,24 +102,23 @@ with tab_merges:
     st.html(ui.spans_html(step_pieces, show_ws, highlight=last.new_id if last else None))
     d1, d2, d3 = st.columns(3)
     with d1:
-        download_json("Vocabulary (JSON)", ui.vocab_json(bpe), "bpe_vocab.json", key="tok_dl_vocab")
+        download_text("Vocabulary (JSON)", bpe_views.vocab_json, "bpe_vocab.json", JSON, key="tok_dl_vocab")
     with d2:
-        download_text("Merges (text)", bpe.merges_text(), "bpe_merges.txt", key="tok_dl_merges")
+        download_text("Merges (text)", bpe_views.merges_text, "bpe_merges.txt", key="tok_dl_merges")
     with d3:
-        download_json("Tokenizer (load_tokenizer)", bpe.to_dict(), "bpe_tokenizer.json", key="tok_dl_tokenizer")
+        download_text(
+            "Tokenizer (load_tokenizer)", bpe_views.tokenizer_json, "bpe_tokenizer.json", JSON, key="tok_dl_tokenizer"
+        )
 
 with tab_compare:
     frame = ui.comparison_frame(toks, text)
-    st.dataframe(frame.style.format({"bytes per token": "{:.2f}", "unk share": "{:.1%}"}))
+    st.dataframe(frame, column_config=ui.COMPARISON_COLUMNS)
     st.plotly_chart(ui.comparison_chart(frame), key="tok_compare_chart")
     st.caption(ui.comparison_caption(frame))
 
 with tab_vocab:
-    vocab = ui.vocab_frame(toks[kind], show_ws)
-    st.markdown(f"**{kind}** vocabulary: {len(vocab):,} tokens, most frequent first (training-text counts).")
-    st.dataframe(vocab.sort_values("frequency", ascending=False, kind="stable"), height=300, hide_index=True)
-    st.plotly_chart(
-        ui.zipf_chart(vocab["frequency"].tolist(), f"{kind} tokens: rank vs frequency (Zipf)"),
-        key="tok_zipf_chart",
-    )
+    kind_views = ui.views((kind, *settings), show_ws, toks[kind])
+    st.markdown(f"**{kind}** vocabulary: {len(kind_views.vocab):,} tokens, most frequent first (training-text counts).")
+    st.dataframe(kind_views.vocab, height=300, hide_index=True)
+    st.plotly_chart(kind_views.zipf, key="tok_zipf_chart")
     st.caption("On log-log axes Zipf's law is a straight line: the r-th most common token appears about 1/r as often.")

@@ -7,9 +7,11 @@ stays a thin read-widgets -> call-engine -> draw script.
 from __future__ import annotations
 
 import html
+import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -237,6 +239,41 @@ def vocab_json(tok: Tokenizer) -> dict[str, str]:
     return {str(i): tok.id_to_token(i) for i in range(tok.vocab_size)}
 
 
+@dataclass(frozen=True)
+class Views:
+    """What the page draws of one trained tokenizer and offers to download (`views`)."""
+
+    vocab: pd.DataFrame  # `vocab_frame`, most frequent first
+    zipf: go.Figure
+    vocab_json: str  # id -> token, as JSON
+    tokenizer_json: str  # `to_dict()` as JSON: what `load_tokenizer` reads
+    merges: pd.DataFrame | None = None  # BPE only: `merges_frame`
+    merges_text: str | None = None
+
+
+@st.cache_resource(show_spinner=False, max_entries=48)
+def views(key: tuple, show_whitespace: bool, _tok: Tokenizer) -> Views:
+    """`Views` of the tokenizer `_tok`, named by `key` (its kind and training settings), made once
+    for every session: a visit of the page otherwise rebuilt its tables, chart and downloads, and
+    with a class training it was the server's largest cost (py-spy)."""
+    vocab = vocab_frame(_tok, show_whitespace).sort_values("frequency", ascending=False, kind="stable")
+    bpe = isinstance(_tok, BPETokenizer)
+    return Views(
+        vocab=vocab,
+        zipf=zipf_chart(vocab["frequency"].tolist(), f"{key[0]} tokens: rank vs frequency (Zipf)"),
+        vocab_json=json.dumps(vocab_json(_tok), ensure_ascii=False, indent=1),
+        tokenizer_json=json.dumps(_tok.to_dict(), ensure_ascii=False, indent=1),
+        merges=merges_frame(_tok, show_whitespace) if bpe else None,
+        merges_text=_tok.merges_text() if bpe else None,
+    )
+
+
+COMPARISON_COLUMNS = {  # the comparison table's formats, drawn by the browser (a pandas Styler cost ~0.06 s a visit)
+    "bytes per token": st.column_config.NumberColumn(format="%.2f"),
+    "unk share": st.column_config.NumberColumn(format="percent"),
+}
+
+
 def comparison_frame(toks: dict[str, Tokenizer], text: str) -> pd.DataFrame:
     rows = [{"tokenizer": name, **encoding_stats(tok, text)} for name, tok in toks.items()]
     return pd.DataFrame(rows).set_index("tokenizer")
@@ -269,18 +306,42 @@ def _comparison_chart(key: str, _frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
+ZIPF_POINTS = 300  # ranks drawn on the Zipf chart, spaced evenly on its log axis
+
+
 def zipf_chart(frequencies: list[int], title: str) -> go.Figure:
-    """Rank-frequency on log-log axes, with the Zipf line f(r) = f(1) / r for reference."""
+    """Rank-frequency on log-log axes, with the Zipf line f(r) = f(1) / r for reference. At most
+    `ZIPF_POINTS` ranks, log-spaced (a word vocabulary has tens of thousands, which on log axes
+    draw the same picture), built as plain data: the figure is made for every visit of the page."""
     freqs = sorted((f for f in frequencies if f > 0), reverse=True)
-    ranks = list(range(1, len(freqs) + 1))
-    fig = go.Figure(go.Scatter(x=ranks, y=freqs, mode="markers", marker=dict(size=4), name="tokens"))
+    n = len(freqs)
+    ranks = (
+        sorted({round(n ** (k / (ZIPF_POINTS - 1))) for k in range(ZIPF_POINTS)})
+        if n > ZIPF_POINTS
+        else range(1, n + 1)
+    )
+    ranks = list(ranks)
+    data = [
+        dict(
+            type="scatter", x=ranks, y=[freqs[r - 1] for r in ranks], mode="markers", marker=dict(size=4), name="tokens"
+        )
+    ]
     if freqs:
-        fig.add_trace(
-            go.Scatter(
-                x=ranks, y=[freqs[0] / r for r in ranks], mode="lines", line=dict(dash="dash"), name="f(1) / rank"
+        data.append(
+            dict(
+                type="scatter",
+                x=ranks,
+                y=[freqs[0] / r for r in ranks],
+                mode="lines",
+                line=dict(dash="dash"),
+                name="f(1) / rank",
             )
         )
-    fig.update_xaxes(type="log", title="rank")
-    fig.update_yaxes(type="log", title="frequency in the training text")
-    fig.update_layout(title=title, height=360, margin=MARGIN)
-    return fig
+    layout = dict(
+        title=dict(text=title),
+        height=360,
+        margin=MARGIN,
+        xaxis=dict(type="log", title=dict(text="rank")),
+        yaxis=dict(type="log", title=dict(text="frequency in the training text")),
+    )
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
