@@ -14,7 +14,7 @@ import streamlit as st
 from mllm_core import training
 from ui.common import sidebar_status, url_notice
 from ui.pages import LABS
-from ui.server import freeze_imports, share_the_gil, turn
+from ui.server import freeze_imports, share_the_gil, turn, watch_collections
 
 # MLLM_LOG_LEVEL=INFO logs every job's start and end (the browser test reads them)
 logging.basicConfig(level=os.environ.get("MLLM_LOG_LEVEL", "WARNING"), format="%(asctime)s %(name)s %(message)s")
@@ -28,6 +28,7 @@ page = st.navigation({"Start": [home], "Labs": labs})
 os.environ.setdefault(training.EXECUTOR_ENV, "process")
 training.warm_up()
 share_the_gil()
+watch_collections()
 given = st.query_params.to_dict()  # before the page's widgets read (and clean) them
 notice = st.container()  # above the page: "Ignored from the link: ..."
 with turn(page=True, what=page.title):  # at most ui.server.TURNS script runs at once, pages first

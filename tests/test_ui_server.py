@@ -136,3 +136,16 @@ def test_share_the_gil_sets_a_short_switch_interval():
         assert sys.getswitchinterval() == pytest.approx(server.SWITCH_INTERVAL_S)
     finally:
         sys.setswitchinterval(before)
+
+
+def test_slow_collections_are_logged(monkeypatch, caplog):
+    monkeypatch.setattr(server, "SLOW_GC_S", 0.0)  # every collection is "slow"
+    server.watch_collections()
+    server.watch_collections()  # once is enough
+    try:
+        assert gc.callbacks.count(server._time_collections) == 1
+        with caplog.at_level("INFO", logger="ui.server"):
+            gc.collect()
+        assert any("garbage collection of generation 2" in r.message for r in caplog.records)
+    finally:
+        gc.callbacks.remove(server._time_collections)

@@ -36,8 +36,26 @@ from collections.abc import Callable, Iterator
 
 import streamlit as st
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _frozen_modules = 0  # len(sys.modules) at the last freeze
+
+
+SLOW_GC_S = 0.1  # a garbage collection that held the GIL longer than this is logged (at INFO)
+_gc_start = [0.0]
+
+
+def _time_collections(phase: str, info: dict) -> None:
+    if phase == "start":
+        _gc_start[0] = time.perf_counter()
+    elif (took := time.perf_counter() - _gc_start[0]) > SLOW_GC_S:
+        log.info("garbage collection of generation %d held the GIL %.2f s", info["generation"], took)
+
+
+def watch_collections() -> None:
+    """Log every garbage collection slower than `SLOW_GC_S`: each stalls every session and the event loop."""
+    if _time_collections not in gc.callbacks:
+        gc.callbacks.append(_time_collections)
 
 
 def freeze_imports() -> bool:
@@ -61,8 +79,6 @@ TURNS = 2  # script runs executing at once; the others wait on a lock, not for t
 TURN_WAIT_S = 10.0  # a run that waited this long goes anyway: a slow run holds up others, never hangs them
 SWITCH_INTERVAL_S = 0.001  # the GIL's switch interval in the server (CPython's default: 5 ms)
 SLOW_TURN_S = 1.0  # a run that waited or held its turn longer than this is logged (at INFO)
-
-log = logging.getLogger(__name__)
 
 
 class Turns:
