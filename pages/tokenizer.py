@@ -44,7 +44,7 @@ if bpe.vocab_size < vocab_size:
         f"so the BPE vocabulary stops at {bpe.vocab_size:,} instead of {vocab_size:,}. Use more text for more merges."
     )
 st.caption(
-    f"Trained on {len(train_text.encode()):,} bytes of *{corpus.name}*: BPE {bpe.vocab_size:,} tokens, "
+    f"Trained on {ui.training_bytes(corpus.digest, mb, train_text):,} bytes of *{corpus.name}*: BPE {bpe.vocab_size:,} tokens, "
     f"word {word.vocab_size:,}, character {char.vocab_size:,}."
 )
 if not text:

@@ -151,6 +151,13 @@ def training_text(digest: str, mb: float, _text: str) -> str:
     return head_bytes(_text, int(mb * MB))
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def training_bytes(digest: str, mb: float, _text: str) -> int:
+    """The size in UTF-8 bytes of `_text`, `training_text(digest, mb)`, counted once (encoding a MB
+    at every visit was a tenth of the page's cost)."""
+    return len(_text.encode())
+
+
 @st.cache_resource(show_spinner="Training the word and character tokenizers…", max_entries=8)
 def trained_word_and_char(digest: str, mb: float, min_freq: int, _text: str) -> tuple[WordTokenizer, CharTokenizer]:
     """Both tokenizers trained on `_text`, the first `mb` MB of the corpus `digest` (keyed by the
