@@ -139,6 +139,26 @@ def test_train_pause_resume_stop_from_the_page(executor_kind):
     assert job.snapshot().state == "stopped" and not job.alive
 
 
+def test_train_again_with_the_same_settings_keeps_the_fresh_job_and_later_restarts_it(monkeypatch):
+    """A second Train on the same spec right after the first (or Streamlit replaying the click when a
+    rerun preempts it) keeps the job that has just started; after `SAME_START_S` it restarts."""
+    at = AppTest.from_function(controls_page, default_timeout=60)
+    at.run()
+    button(at, "demo_start").click()
+    at.run()
+    first = session_job()
+    button(at, "demo_start").click()
+    at.run()
+    assert session_job() is first and first.alive
+    monkeypatch.setattr(common, "SAME_START_S", 0.0)
+    button(at, "demo_start").click()
+    at.run()
+    second = session_job()
+    assert second is not first and second.alive
+    assert first.join(30) and first.snapshot().state == "stopped"
+    second.stop(timeout=10)
+
+
 def test_closing_the_tab_stops_the_sessions_jobs(executor_kind, monkeypatch):
     """Streamlit releases a session's resource caches when its tab disconnects; on_release parks the
     jobs for a reload of the same tab, and `PARK_SECONDS` later stops them."""
