@@ -1,4 +1,6 @@
-"""The web server's own process: keep its garbage collector from stalling every session.
+"""The web server's own process: keep its event loop answering while a class trains.
+
+Its garbage collector, its script threads and its GIL, in that order below.
 
 Every page run and fragment rerun of every session runs in this one process, under one GIL,
 beside the event loop that answers `/_stcore/health` and sends each tab its updates. Python's
