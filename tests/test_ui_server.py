@@ -46,7 +46,7 @@ def test_turns_let_at_most_n_runs_execute_at_once():
     def run() -> None:
         assert turns.acquire(page=False, timeout=30)
         with overlap:
-            time.sleep(0.01)
+            time.sleep(0.05)
         turns.release()
 
     threads = [threading.Thread(target=run) for _ in range(12)]
@@ -73,7 +73,9 @@ def test_a_page_goes_before_the_fragments_waiting_with_it():
     time.sleep(0.1)  # the fragments wait first...
     page = threading.Thread(target=wait, args=("page", True))
     page.start()
-    time.sleep(0.1)  # ...then a page asks
+    deadline = time.monotonic() + 30
+    while turns._pages_waiting == 0 and time.monotonic() < deadline:  # ...then a page asks
+        time.sleep(0.01)
     turns.release()
     for t in [*fragments, page]:
         t.join(30)
