@@ -33,7 +33,7 @@ if corpus is None:
     st.stop()
 toks = None
 with guard("Training the tokenizers"):
-    train_text, bpe, word, char = ui.trained_tokenizers(corpus, mb, vocab_size, split, min_freq)
+    train_bytes, bpe, word, char = ui.trained_tokenizers(corpus, mb, vocab_size, split, min_freq)
     toks = dict(zip(KINDS, (bpe, word, char), strict=True))
     settings = (corpus.digest, mb, vocab_size, split, min_freq)  # with a kind, names a trained tokenizer
 if toks is None:
@@ -44,7 +44,7 @@ if bpe.vocab_size < vocab_size:
         f"so the BPE vocabulary stops at {bpe.vocab_size:,} instead of {vocab_size:,}. Use more text for more merges."
     )
 st.caption(
-    f"Trained on {ui.training_bytes(corpus.digest, mb, train_text):,} bytes of *{corpus.name}*: BPE {bpe.vocab_size:,} tokens, "
+    f"Trained on {train_bytes:,} bytes of *{corpus.name}*: BPE {bpe.vocab_size:,} tokens, "
     f"word {word.vocab_size:,}, character {char.vocab_size:,}."
 )
 if not text:

@@ -16,7 +16,6 @@ pages; settings people would share are bound to the URL's query parameters.
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
 import uuid
@@ -673,10 +672,6 @@ def download_text(label: str, text: str, file_name: str, mime: str = "text/plain
         key=key or f"dl_{file_name}",
         icon=":material/download:",
     )
-
-
-def download_json(label: str, obj: Any, file_name: str, key: str | None = None) -> None:
-    download_text(label, json.dumps(obj, ensure_ascii=False, indent=1), file_name, "application/json", key)
 
 
 # ---------------------------------------------------------------------------------------------

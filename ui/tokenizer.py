@@ -128,10 +128,10 @@ def training_settings() -> tuple[corpora.Corpus | None, float, int, bool, int]:
 
 def trained_tokenizers(
     corpus: corpora.Corpus, mb: float, vocab_size: int, split: bool, min_freq: int
-) -> tuple[str, BPETokenizer, WordTokenizer, CharTokenizer]:
-    """(training text, BPE, word, character) on the corpus's first `mb` MB, shared by every session:
-    the default BPE from `zoo.tokenizer_job`, any other trained here under a progress bar."""
-    text = training_text(corpus.digest, mb, corpus.text)
+) -> tuple[int, BPETokenizer, WordTokenizer, CharTokenizer]:
+    """(bytes of training text, BPE, word, character) on the corpus's first `mb` MB, shared by every
+    session: the default BPE from `zoo.tokenizer_job`, any other trained here under a progress bar."""
+    text, n_bytes = training_text(corpus.digest, mb, corpus.text)
     bar = st.empty()
     try:
         show = lambda f, msg: bar.progress(f, f"Training BPE: {msg}")  # noqa: E731
@@ -142,20 +142,15 @@ def trained_tokenizers(
     finally:
         bar.empty()  # never a stale bar, even when training fails
     word, char = trained_word_and_char(corpus.digest, mb, min_freq, text)
-    return text, bpe, word, char
+    return n_bytes, bpe, word, char
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def training_text(digest: str, mb: float, _text: str) -> str:
-    """The first `mb` MB of the corpus whose text is `_text` (`digest`), cut once for every session."""
-    return head_bytes(_text, int(mb * MB))
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def training_bytes(digest: str, mb: float, _text: str) -> int:
-    """The size in UTF-8 bytes of `_text`, `training_text(digest, mb)`, counted once (encoding a MB
-    at every visit was a tenth of the page's cost)."""
-    return len(_text.encode())
+def training_text(digest: str, mb: float, _text: str) -> tuple[str, int]:
+    """The first `mb` MB of the corpus whose text is `_text` (`digest`) and its size in UTF-8 bytes,
+    cut and counted once for every session (encoding a MB at every visit was a tenth of the page's cost)."""
+    head = head_bytes(_text, int(mb * MB))
+    return head, len(head.encode())
 
 
 @st.cache_resource(show_spinner="Training the word and character tokenizers…", max_entries=8)
@@ -322,12 +317,10 @@ def zipf_chart(frequencies: list[int], title: str) -> go.Figure:
     draw the same picture), built as plain data: the figure is made for every visit of the page."""
     freqs = sorted((f for f in frequencies if f > 0), reverse=True)
     n = len(freqs)
-    ranks = (
-        sorted({round(n ** (k / (ZIPF_POINTS - 1))) for k in range(ZIPF_POINTS)})
-        if n > ZIPF_POINTS
-        else range(1, n + 1)
-    )
-    ranks = list(ranks)
+    if n > ZIPF_POINTS:
+        ranks = sorted({round(n ** (k / (ZIPF_POINTS - 1))) for k in range(ZIPF_POINTS)})
+    else:
+        ranks = list(range(1, n + 1))
     data = [
         dict(
             type="scatter", x=ranks, y=[freqs[r - 1] for r in ranks], mode="markers", marker=dict(size=4), name="tokens"
