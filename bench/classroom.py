@@ -216,24 +216,30 @@ def fmt_s(t: Timing | None) -> str:
     return f"{t[0]:.1f} s" if t[1] else f"> {t[0]:.0f} s"
 
 
-FIRST_STEP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*job '(?P<job>[^']+)': first step", re.M)
+JOB_EVENT = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*job '(?P<job>[^']+)': (?P<event>first step|live view drew step)",
+    re.M,
+)
+FIRST_STEP, DREW_STEP = "first step", "live view drew step"  # `training.TrainingJob`, `ui.common.live`
 
 
-def server_first_steps(log: str, click_wall: float | None, job: str = LAB_SLOT) -> list[float]:
-    """Seconds from the click to each student job's first step, as the server logged them (a job's
-    first reported step; `training.TrainingJob`). Unlike the page's status line, this does not
-    depend on how fast the browsers draw.
+def server_first_steps(log: str, click_wall: float | None, job: str = LAB_SLOT, event: str = FIRST_STEP) -> list[float]:
+    """Seconds from the click to each student job's first step, as the server logged them: the
+    job's first reported step (`FIRST_STEP`, logged where it trains), or the first time its live
+    view drew a step > 0 (`DREW_STEP`: the server has sent the tab its first loss point). Unlike the
+    page's status line, neither depends on how fast the browsers draw.
 
     >>> line = "2026-12-01 10:00:05,500 worker 7 mllm_core.training job 'att': first step 2.0 s after its start"
+    >>> drew = "2026-12-01 10:00:09,000 ui.common job 'att': live view drew step 12"
     >>> click = datetime.datetime(2026, 12, 1, 10, 0, 1).timestamp()
-    >>> server_first_steps(line, click)
-    [4.5]
+    >>> server_first_steps(line, click), server_first_steps(line + "\\n" + drew, click, event=DREW_STEP)
+    ([4.5], [8.0])
     """
     if click_wall is None:
         return []
     stamps = []
-    for m in FIRST_STEP.finditer(log):
-        if m["job"] == job:
+    for m in JOB_EVENT.finditer(log):
+        if m["job"] == job and m["event"] == event:
             at = datetime.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
             if at >= click_wall:
                 stamps.append(round(at - click_wall, 3))
@@ -263,6 +269,7 @@ def summarise(raw: dict) -> dict:
         "stayed_queued": sum(1 for s in last_states if s and s[0] == "queued"),
         "first_step": median_max(first),
         "server_first_steps": raw.get("server_first_steps"),
+        "server_first_drawn": raw.get("server_first_drawn"),
         "switch": median_max(switches),
         "switches": len(switches),
         "newcomer_load": raw["switcher"]["load"],
@@ -799,6 +806,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--url", help="measure this running server instead of starting one")
     parser.add_argument("--pid", type=int, help="with --url: the server's process id, for the RSS and CPU figures")
+    parser.add_argument(
+        "--log", type=Path, help="with --url: the server's log (run with MLLM_LOG_LEVEL=INFO), for its first steps"
+    )
     parser.add_argument("--json", metavar="PATH", help="write the raw timings and the summary here")
     args = parser.parse_args(argv)
     if args.sessions < 1:
@@ -847,6 +857,9 @@ def main(argv: list[str] | None = None) -> int:
         for sampler in filter(None, (server, client)):
             sampler.stop()
         exit_info = stop_server(proc) if proc else None
+        log_file = log if proc else args.log
+        text = log_file.read_text(errors="replace") if log_file else None
+        click = marks.get("click_wall")
         raw |= {
             "config": config,
             "marks": {k: round(v, 3) for k, v in marks.items()},
@@ -854,11 +867,10 @@ def main(argv: list[str] | None = None) -> int:
             "server": [(t, r) for t, r in server.samples if r] if server else [],
             "client": client.samples,
             "server_exit": exit_info,
-            "server_tracebacks": log.read_text(errors="replace").count("Traceback") if proc else None,
-            "server_first_steps": server_first_steps(log.read_text(errors="replace"), marks.get("click_wall"))
-            if proc
-            else None,
-            "server_log_tail": log.read_text(errors="replace")[-20_000:] if proc else None,
+            "server_tracebacks": text.count("Traceback") if text is not None else None,
+            "server_first_steps": server_first_steps(text, click) if text is not None else None,
+            "server_first_drawn": server_first_steps(text, click, event=DREW_STEP) if text is not None else None,
+            "server_log_tail": text[-20_000:] if text is not None else None,
         }
     if args.json:  # the raw timings first: a run takes minutes
         Path(args.json).write_text(json.dumps(raw, indent=1))
@@ -878,14 +890,15 @@ def report_lines(raw: dict, summary: dict) -> str:
         f"- warm-up: {warm['s']:.0f} s; shared models still training when the class opened: "
         + (warm["still_training"] or "none"),
     ]
-    steps = summary.get("server_first_steps")
-    if steps is not None:
-        within = sum(t <= FIRST_STEP_GOAL_S for t in steps)
-        lines.append(
-            f"- first step after the click, from the server's log: {len(steps)} of {len(raw['students'])} jobs, "
-            + (f"median {statistics.median(steps):.1f} s, max {max(steps):.1f} s; " if steps else "")
-            + f"{within} within {FIRST_STEP_GOAL_S:.0f} s"
-        )
+    for key, what in (("server_first_steps", "trained"), ("server_first_drawn", "sent to the tab (live view)")):
+        if (steps := summary.get(key)) is not None:
+            within = sum(t <= FIRST_STEP_GOAL_S for t in steps)
+            lines.append(
+                f"- first step after the click, {what}, from the server's log: {len(steps)} of "
+                f"{len(raw['students'])} jobs, "
+                + (f"median {statistics.median(steps):.1f} s, max {max(steps):.1f} s; " if steps else "")
+                + f"{within} within {FIRST_STEP_GOAL_S:.0f} s"
+            )
     if raw["shared_after_close"] is not None:
         lines.append(
             f"- shared models still training {IDLE_WINDOW_S + IDLE_HOLD:.0f} s after the tabs closed: "

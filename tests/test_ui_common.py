@@ -106,7 +106,8 @@ def executor_kind(request, monkeypatch):
     return request.param
 
 
-def test_train_pause_resume_stop_from_the_page(executor_kind):
+def test_train_pause_resume_stop_from_the_page(executor_kind, caplog):
+    caplog.set_level("INFO", logger="ui.common")
     at = AppTest.from_function(controls_page, default_timeout=60)
     at.run()
     assert not at.exception
@@ -129,6 +130,8 @@ def test_train_pause_resume_stop_from_the_page(executor_kind):
     button(at, "demo_pause").click()
     at.run()
     assert job.snapshot().state == "paused"
+    drew = [r.message for r in caplog.records if "live view drew step" in r.message]
+    assert len(drew) == 1 and drew[0].startswith("job 'demo'"), drew  # logged once per job (bench.classroom)
     assert any(b.key == "demo_resume" for b in at.button)
     button(at, "demo_resume").click()
     at.run()

@@ -16,9 +16,11 @@ pages; settings people would share are bound to the URL's query parameters.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ import streamlit as st
 from mllm_core import corpora, training, zoo
 from mllm_core.training import JobSnapshot, TrainingJob
 from ui import server
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------
 # Errors and headers
@@ -455,6 +459,9 @@ def poll_every(base: float) -> float:
     return min(5.0, max(base, len(training.executor().jobs()) / 5))
 
 
+_drew_a_step: weakref.WeakSet = weakref.WeakSet()  # jobs whose live view has drawn a step > 0 (logged once)
+
+
 def live(job: TrainingJob | None, render: Callable[[JobSnapshot], None], every: float = 1.0) -> None:
     """Draw `render(snapshot)` under the job's status, refreshing about every `every` seconds
     (`poll_every`) while it trains; polling stops once the job has finished (one last full rerun
@@ -469,6 +476,9 @@ def live(job: TrainingJob | None, render: Callable[[JobSnapshot], None], every: 
         snap = job.snapshot()
         job_status(snap)
         render(snap)
+        if snap.step > 0 and job not in _drew_a_step:
+            _drew_a_step.add(job)  # the server's side of "the student saw the first loss point"
+            log.info("job %r: live view drew step %d", snap.name, snap.step)
         if polling and snap.finished:
             st.rerun()
 
