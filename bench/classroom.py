@@ -807,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="measure this running server instead of starting one")
     parser.add_argument("--pid", type=int, help="with --url: the server's process id, for the RSS and CPU figures")
     parser.add_argument(
-        "--log", type=Path, help="with --url: the server's log (run with MLLM_LOG_LEVEL=INFO), for its first steps"
+        "--log", help="with --url: the server's log (run with MLLM_LOG_LEVEL=INFO), for its first steps"
     )
     parser.add_argument("--json", metavar="PATH", help="write the raw timings and the summary here")
     args = parser.parse_args(argv)
@@ -857,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
         for sampler in filter(None, (server, client)):
             sampler.stop()
         exit_info = stop_server(proc) if proc else None
-        log_file = log if proc else args.log
+        log_file = log if proc else args.log and Path(args.log)
         text = log_file.read_text(errors="replace") if log_file else None
         click = marks.get("click_wall")
         raw |= {

@@ -105,6 +105,60 @@ def test_a_fragment_drawn_in_its_pages_run_uses_the_pages_turn(monkeypatch):
     assert server._turns.acquire(page=False, timeout=0)  # and the turn was given back
 
 
+def test_a_run_that_waits_aside_lends_its_turn(monkeypatch):
+    """One turn: while the run in it waits aside, another runs; after, it takes a turn back."""
+    monkeypatch.setattr(server, "_turns", server.Turns(1))
+    monkeypatch.setattr(server, "TURN_WAIT_S", 30)
+    with server.turn(page=True):
+        with server.aside():
+            assert server._turns.acquire(page=False, timeout=0)  # another run gets the turn...
+            server._turns.release()
+        assert not server._turns.acquire(page=False, timeout=0)  # ...and this one has it back
+    assert server._turns.acquire(page=False, timeout=0)  # given back once at the end
+    with server.aside():  # outside a turn: nothing to lend
+        assert server._turns._free == 0
+
+
+def test_waiting_for_another_sessions_bpe_takes_no_turn(monkeypatch):
+    """Two sessions ask for the same new BPE: the second waits for the first's, aside, so a third
+    run finds a turn free while the first trains; both get the one tokenizer."""
+    from ui.tokenizer import trained_bpe
+
+    class Turns(server.Turns):
+        released = threading.Event()
+
+        def release(self) -> None:
+            super().release()
+            self.released.set()
+
+    turns = Turns(2)
+    monkeypatch.setattr(server, "_turns", turns)
+    monkeypatch.setattr(server, "TURN_WAIT_S", 30)
+    text = f"{time.time_ns()} " + "the cat sat on the mat and the dog sat on the log " * 50
+    training, go_on = threading.Event(), threading.Event()
+    got: dict[str, object] = {}
+
+    def first_progress(fraction: float, message: str) -> None:
+        training.set()
+        assert go_on.wait(30)
+
+    def session(name: str, progress=None) -> None:
+        with server.turn(page=True):
+            got[name] = trained_bpe(text, 300, progress=progress)
+
+    first = threading.Thread(target=session, args=("first", first_progress))
+    first.start()
+    assert training.wait(30)
+    second = threading.Thread(target=session, args=("second",))
+    second.start()
+    assert turns.released.wait(30)  # the first is held in training: only the second, waiting, gives a turn back
+    assert turns._free == 1 and "second" not in got
+    go_on.set()
+    first.join(30), second.join(30)
+    assert got["first"] is got["second"]
+    assert turns._free == 2
+
+
 def fragment_page():
     import streamlit as st
 

@@ -23,8 +23,9 @@ threads runnable (a class pressing Train in the same second) each hand-back wait
 line, and `/_stcore/health` took 3.4 s. `turn()` lets `TURNS` script runs execute at once and parks
 the others on a lock, where they do not ask for the GIL; a whole page (a navigation, a newcomer)
 goes before a fragment rerun (a click in the Train tab, a live view's poll), so the class's clicks
-queue behind a page switch rather than ahead of it. `share_the_gil()` also shortens the switch
-interval to 1 ms for the threads that do run.
+queue behind a page switch rather than ahead of it. A run that waits for work done elsewhere (a
+background job, another session training the same thing) steps `aside()` and hands its turn on.
+`share_the_gil()` also shortens the switch interval to 1 ms for the threads that do run.
 """
 
 import contextlib
@@ -133,16 +134,33 @@ def turn(page: bool, what: str = "") -> Iterator[None]:
     start = time.monotonic()
     if not got:
         log.warning("%s waited %.0f s for a turn and runs without one", what or "a run", TURN_WAIT_S)
-    _held.turn = True
+    _held.turn, _held.page, _held.got = True, page, got
     try:
         yield
     finally:
         _held.turn = False
-        if got:
+        if _held.got:
             _turns.release()
         held = time.monotonic() - start
         if max(held, start - asked) > SLOW_TURN_S:
             log.info("%s: waited %.1f s for a turn, ran %.1f s", what or "a run", start - asked, held)
+
+
+@contextlib.contextmanager
+def aside() -> Iterator[None]:
+    """Hand this run's turn to another while the body waits for work done elsewhere (a background
+    job, another session's training of the same thing), and take one back after. Outside a turn,
+    nothing: the body just runs. Waiting in a turn would keep a class's runs from a turn that this
+    one does not use."""
+    if not getattr(_held, "turn", False):
+        yield
+        return
+    if _held.got:
+        _turns.release()
+    try:
+        yield
+    finally:
+        _held.got = _turns.acquire(_held.page, TURN_WAIT_S)
 
 
 def fragment(run_every: float | None = None) -> Callable[[Callable[[], None]], Callable[[], None]]:

@@ -22,6 +22,7 @@ from mllm_core import corpora, training, zoo
 from mllm_core.corpora import head_bytes, text_digest
 from mllm_core.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer, encoding_stats
 from mllm_core.tokenizers.bpe import GPT2_PATTERN, N_BYTES, Merge
+from ui import server
 from ui.common import MARGIN, corpus_picker
 
 MB = 1_000_000
@@ -61,12 +62,17 @@ def trained_bpe(
         if progress is not None and (m.rank % 25 == 0 or m.rank == n_merges - 1):
             progress((m.rank + 1) / n_merges, f"merge {m.rank + 1:,} / {n_merges:,}: count {m.count:,}")
 
-    with key_lock:
+    if not key_lock.acquire(blocking=False):  # another session trains these settings: wait for it in no turn
+        with server.aside():
+            key_lock.acquire()
+    try:
         with lock:
             tok = store.get(key)
         if tok is not None:  # trained by the session this one waited for
             return tok
         tok = BPETokenizer(GPT2_PATTERN if split else None).train(text, vocab_size, callback=callback, allow_fewer=True)
+    finally:
+        key_lock.release()
     with lock:
         if len(store) >= 16:  # keep memory bounded: forget the oldest
             store.pop(next(iter(store)))
@@ -79,9 +85,10 @@ def default_bpe(progress: Callable[[float, str], None]) -> BPETokenizer:
     """The lab's default BPE (`zoo.tokenizer_job`): loaded from disk, or trained once per server in
     the background, where leaving the page does not stop it; `progress` hears how far it is."""
     job = zoo.tokenizer_job()
-    while not (snap := job.snapshot()).finished:
-        progress(snap.progress or 0.0, f"the class's default, {zoo.origin(snap)}")
-        time.sleep(0.25)
+    with server.aside():  # it trains in the background: the wait takes no turn from the class
+        while not (snap := job.snapshot()).finished:
+            progress(snap.progress or 0.0, f"the class's default, {zoo.origin(snap)}")
+            time.sleep(0.25)
     if snap.state != training.DONE:
         raise RuntimeError(f"the default BPE did not train: {snap.error or snap.state}")
     return job.latest()
