@@ -154,7 +154,8 @@ def test_waiting_for_another_sessions_bpe_takes_no_turn(monkeypatch):
     assert turns.released.wait(30)  # the first is held in training: only the second, waiting, gives a turn back
     assert turns._free == 1 and "second" not in got
     go_on.set()
-    first.join(30), second.join(30)
+    first.join(30)
+    second.join(30)
     assert got["first"] is got["second"]
     assert turns._free == 2
 

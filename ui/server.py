@@ -161,6 +161,8 @@ def aside() -> Iterator[None]:
         yield
     finally:
         _held.got = _turns.acquire(_held.page, TURN_WAIT_S)
+        if not _held.got:
+            log.warning("a run back from waiting aside waited %.0f s for a turn and runs without one", TURN_WAIT_S)
 
 
 def fragment(run_every: float | None = None) -> Callable[[Callable[[], None]], Callable[[], None]]:
