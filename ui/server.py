@@ -122,6 +122,14 @@ _turns = Turns(TURNS)
 _held = threading.local()  # a fragment drawn inside its page's run is already in that run's turn
 
 
+def _take_turn(page: bool, what: str) -> bool:
+    """Wait for one of the turns; False (logged) if none came within `TURN_WAIT_S` and the run goes anyway."""
+    got = _turns.acquire(page, TURN_WAIT_S)
+    if not got:
+        log.warning("%s waited %.0f s for a turn and runs without one", what or "a run", TURN_WAIT_S)
+    return got
+
+
 @contextlib.contextmanager
 def turn(page: bool, what: str = "") -> Iterator[None]:
     """Run the body in one of the server's `TURNS` (see the module's docstring); re-entrant.
@@ -130,10 +138,8 @@ def turn(page: bool, what: str = "") -> Iterator[None]:
         yield
         return
     asked = time.monotonic()
-    got = _turns.acquire(page, TURN_WAIT_S)
+    got = _take_turn(page, what)
     start = time.monotonic()
-    if not got:
-        log.warning("%s waited %.0f s for a turn and runs without one", what or "a run", TURN_WAIT_S)
     _held.turn, _held.page, _held.got = True, page, got
     try:
         yield
@@ -160,9 +166,7 @@ def aside() -> Iterator[None]:
     try:
         yield
     finally:
-        _held.got = _turns.acquire(_held.page, TURN_WAIT_S)
-        if not _held.got:
-            log.warning("a run back from waiting aside waited %.0f s for a turn and runs without one", TURN_WAIT_S)
+        _held.got = _take_turn(_held.page, "a run back from waiting aside")
 
 
 def fragment(run_every: float | None = None) -> Callable[[Callable[[], None]], Callable[[], None]]:

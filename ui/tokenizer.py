@@ -85,10 +85,11 @@ def default_bpe(progress: Callable[[float, str], None]) -> BPETokenizer:
     """The lab's default BPE (`zoo.tokenizer_job`): loaded from disk, or trained once per server in
     the background, where leaving the page does not stop it; `progress` hears how far it is."""
     job = zoo.tokenizer_job()
-    with server.aside():  # it trains in the background: the wait takes no turn from the class
-        while not (snap := job.snapshot()).finished:
-            progress(snap.progress or 0.0, f"the class's default, {zoo.origin(snap)}")
-            time.sleep(0.25)
+    if not (snap := job.snapshot()).finished:  # the usual visit finds it loaded and keeps its turn
+        with server.aside():  # it trains in the background: the wait takes no turn from the class
+            while not (snap := job.snapshot()).finished:
+                progress(snap.progress or 0.0, f"the class's default, {zoo.origin(snap)}")
+                time.sleep(0.25)
     if snap.state != training.DONE:
         raise RuntimeError(f"the default BPE did not train: {snap.error or snap.state}")
     return job.latest()
