@@ -394,6 +394,19 @@ def lower_browsers(exclude: int | None) -> int:
     return found
 
 
+def lower_this_process(args: argparse.Namespace) -> None:
+    """Give the bench (and so the students' browsers it starts) a lower priority than the server.
+
+    Call it after `start_server`: a child inherits its parent's nice, and a server started at
+    nice 19 competes on equal terms with its own training workers (they ask for nice +10 and
+    stop at 19), which is not how it runs in class."""
+    if args.pin and not args.spread:
+        os.sched_setaffinity(0, {1})
+        os.nice(10)  # the students' tabs yield core 1 to the observer (the other user, on "their own machine")
+    if args.spread:  # the lowest priority: on core 0 the browsers get only what the server and its workers leave
+        os.nice(19)
+
+
 def core_times() -> dict[str, tuple[int, int]]:
     """{"cpu0": (busy, total), ...} jiffies since boot, from /proc/stat (the whole machine)."""
     cores = {}
@@ -825,21 +838,17 @@ def main(argv: list[str] | None = None) -> int:
     def clock() -> float:
         return time.monotonic() - origin
 
-    if args.pin and not args.spread:  # before any thread or child starts: samplers, playwright, chromium inherit it
-        os.sched_setaffinity(0, {1})
-        os.nice(10)  # the students' tabs yield core 1 to the observer (the other user, on "their own machine")
-    if args.spread:  # the lowest priority: on core 0 the browsers get only what the server and its workers leave
-        os.nice(19)
     marks: dict[str, float] = {}
     config = vars(args) | {"first_step_limit_s": min(args.timeout, args.duration)}
     with tempfile.TemporaryDirectory(prefix="classroom-") as tmp, ExitStack() as stack:
         log = Path(tmp) / "streamlit.log"
         proc, pid, url = None, args.pid, (args.url or "").rstrip("/")
-        if not args.url:
+        if not args.url:  # before this process lowers its priority: the server would inherit it
             proc, url = start_server(args.pin, log)
             stack.callback(stop_server, proc)
             pid = proc.pid
         marks["server_up"] = clock()
+        lower_this_process(args)  # before any thread or browser starts: samplers, playwright, chromium inherit it
         observer.watch_health(url)
         stack.callback(observer.stop)
         server = Sampler(lambda: tree_usage(pid), 1.0, clock) if pid else None

@@ -153,3 +153,48 @@ def test_the_observer_process_polls_health_and_reports_on_stop():
         server.shutdown()
     assert len(samples) >= 2 and all(0 < latency < 5 for _, latency in samples)
     assert observer.proc.returncode == 0
+
+
+PRIORITIES = """
+import os, sys
+from bench import classroom
+
+class Started(Exception):
+    pass
+
+class Observer:  # no process: only the order of start and lowering is looked at here
+    pid = None
+    def __init__(self, *args, **kwargs): pass
+    def stop(self): return []
+    def watch_health(self, url):
+        print("bench", os.getpriority(os.PRIO_PROCESS, 0), flush=True)
+        raise Started
+
+def start_server(pin, log):
+    print("server", os.getpriority(os.PRIO_PROCESS, 0), flush=True)  # what the server's process inherits
+    return Proc(), "http://127.0.0.1:1"
+
+class Proc:
+    pid = os.getpid()
+
+classroom.Observer, classroom.start_server, classroom.stop_server = Observer, start_server, lambda proc: None
+classroom.CHROMIUM = sys.executable
+try:
+    classroom.main(["--sessions", "1", "--spread"])
+except Started:
+    pass
+"""
+
+
+def test_the_server_starts_before_the_bench_lowers_its_priority():
+    """With --spread the bench and its browsers run at nice 19; the server it starts must not
+    inherit that, or it competes on equal terms with its own training workers (nice +10, capped at 19)."""
+    import subprocess
+    import sys
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    out = subprocess.run(
+        [sys.executable, "-c", PRIORITIES], capture_output=True, text=True, timeout=60, cwd=classroom.ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["server", str(before), "bench", "19"]
