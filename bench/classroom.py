@@ -14,8 +14,8 @@ The scenario of issue 13 ("Classroom at scale"), in real headless Chromium drive
    the Tokenizer through the sidebar, timing each switch until the new title is drawn and
    Streamlit's "running" indicator has gone, and `/_stcore/health` is polled every 0.5 s; both
    run in an observer process with a browser of its own, at the priority the bench was started with
-   (the students' tabs run at nice 10, or 19 with --spread), on core 1 with --pin (see
-   `Observer`): they stand for people on other machines;
+   (the students' tabs run at nice 10, or 19 with --spread, and their Chromium at 19 with either:
+   `lower_browsers`), on core 1 with --pin (see `Observer`): they stand for people on other machines;
 4. a sampler reads the server's process tree from /proc every second (RSS, CPU time, threads),
    which gives the peak RSS and how long the CPU takes to go idle after the tabs close.
 
@@ -762,7 +762,7 @@ async def run_class(
     contexts: list = []
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        if args.spread:  # on core 1 alone (--pin) they share it with the observer's browser as before
+        if args.pin or args.spread:  # below the server (core 0) and the observer's browser (core 1)
             marks["browser_processes_lowered"] = lower_browsers(observer.pid)
         try:
             try:
