@@ -526,6 +526,10 @@ def new_record() -> dict:
     return {"exceptions": 0, "traceback": False, "failed": False, "error": None}
 
 
+def new_student() -> dict:
+    return {"ready_s": None, "click_s": None, "first_step_s": None, "first_status": None, "samples": []} | new_record()
+
+
 async def sample(page, record: dict, clock: Callable[[], float]) -> dict:
     """Read the page's status line, exception boxes and failure message into `record`."""
     seen = await page.evaluate(JS_SAMPLE, STATUS_RE.pattern)
@@ -595,8 +599,7 @@ async def open_student(browser, url: str, deadline: float, clock, contexts: list
     t0 = clock()
     context = await browser.new_context(viewport=VIEWPORT)
     contexts.append(context)
-    record = {"ready_s": None, "click_s": None, "first_step_s": None, "first_status": None, "samples": []}
-    record |= new_record()
+    record = new_student()
     page = await context.new_page()
     try:
         await open_lab(page, url, deadline, clock)
@@ -705,9 +708,11 @@ class Observer:
     def watch_health(self, url: str) -> None:
         self._ask(cmd="health", url=url)
 
-    def switch_pages(self, url: str, class_end: float) -> dict:
-        """Blocks until the class ends (run it in a thread)."""
-        return self._ask(cmd="switch", url=url, class_end=class_end) or {"load": None, "switches": []} | new_record()
+    def during_class(self, url: str, class_end: float, student: dict | None) -> dict:
+        """The other user's switches and, with `student` ({"timeout": s, "limit": s}), the record of
+        a student on a machine of their own (`observe_class`). Blocks until the class ends (run it in a thread)."""
+        answer = self._ask(cmd="class", url=url, class_end=class_end, student=student)
+        return answer or {"switcher": {"load": None, "switches": []} | new_record(), "student": None}
 
     def stop(self) -> list:
         """The health samples; the observer exits."""
@@ -731,8 +736,8 @@ def observe(origin: float) -> int:
             health = Sampler(functools.partial(health_latency, command["url"]), 0.5, clock)
             health.start()
             answer: dict = {}
-        elif command["cmd"] == "switch":
-            answer = asyncio.run(switch_alone(command["url"], command["class_end"], clock))
+        elif command["cmd"] == "class":
+            answer = asyncio.run(observe_class(command["url"], command["class_end"], command["student"], clock))
         else:
             if health is not None:
                 health.stop()
@@ -742,16 +747,32 @@ def observe(origin: float) -> int:
     return 0
 
 
-async def switch_alone(url: str, class_end: float, clock: Callable[[], float]) -> dict:
-    """`other_user` in a browser of its own."""
+async def observe_class(url: str, class_end: float, student: dict | None, clock: Callable[[], float]) -> dict:
+    """`other_user` in a browser of its own and, with `student`, `student_alone` in another."""
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browsers = [
+            await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS) for _ in range(1 + bool(student))
+        ]
         contexts: list = []
         try:
-            return await other_user(browser, url, class_end, clock, contexts)
+            users = [other_user(browsers[0], url, class_end, clock, contexts)]
+            if student:
+                users.append(student_alone(browsers[1], url, class_end, clock, contexts, **student))
+            switcher, *own = await asyncio.gather(*users)
+            return {"switcher": switcher, "student": own[0] if own else None}
         finally:
             await asyncio.gather(*(c.close() for c in contexts), return_exceptions=True)
-            await browser.close()
+            await asyncio.gather(*(b.close() for b in browsers), return_exceptions=True)
+
+
+async def student_alone(browser, url: str, class_end: float, clock, contexts: list, timeout: float, limit: float):
+    """One of the class on a machine of their own: opens the lab as the others press Train and
+    presses it as soon as the button is drawn. The bench's own tabs share one or two cores, so what
+    they draw says more about Chromium than about the server; this student's page does not."""
+    page, record = await open_student(browser, url, clock() + timeout, clock, contexts)
+    if record["ready_s"] is not None:
+        await train(page, record, clock(), limit, class_end, clock)
+    return record | {"own_machine": True}
 
 
 async def run_class(
@@ -768,17 +789,21 @@ async def run_class(
             try:
                 warm = await warm_up(browser, url, args.warmup, args.timeout, clock)
                 marks["open"] = clock()
-                opened = await asyncio.gather(
-                    *(open_student(browser, url, clock() + args.timeout, clock, contexts) for _ in range(args.sessions))
+                opened = await asyncio.gather(  # one student is the observer's (`student_alone`)
+                    *(
+                        open_student(browser, url, clock() + args.timeout, clock, contexts)
+                        for _ in range(args.sessions - 1)
+                    )
                 )
                 marks["click"] = t_click = clock()  # the barrier: every tab is ready (or gave up)
                 marks["click_wall"] = time.time()  # for the server log's first steps (`server_first_steps`)
                 class_end = t_click + args.duration
-                other = asyncio.create_task(asyncio.to_thread(observer.switch_pages, url, class_end))
                 limit = min(args.timeout, args.duration)
+                alone = {"timeout": args.timeout, "limit": limit}
+                observed = asyncio.create_task(asyncio.to_thread(observer.during_class, url, class_end, alone))
                 ready = [(page, rec) for page, rec in opened if rec["ready_s"] is not None]
                 await asyncio.gather(*(train(page, rec, t_click, limit, class_end, clock) for page, rec in ready))
-                switcher = await other
+                observed = await observed
             finally:
                 await asyncio.gather(*(c.close() for c in contexts), return_exceptions=True)
                 marks["closed"] = clock()
@@ -786,7 +811,8 @@ async def run_class(
             still = await after_close(browser, url, args.timeout) if watch_s else None
         finally:
             await browser.close()
-    return {"warm_up": warm, "students": [rec for _, rec in opened], "switcher": switcher, "shared_after_close": still}
+    students = [rec for _, rec in opened] + [observed["student"] or new_student()]
+    return {"warm_up": warm, "students": students, "switcher": observed["switcher"], "shared_after_close": still}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -932,6 +958,14 @@ def report_lines(raw: dict, summary: dict) -> str:
         lines.append(
             f"- server exit code {raw['server_exit']['returncode']} on SIGTERM; "
             f"{raw['server_exit']['left_behind']} process(es) of its group left behind"
+        )
+    own = [s for s in raw["students"] if s.get("own_machine")]
+    for s in own:
+        lines.append(
+            "- the student on a machine of their own (the observer's second browser): the lab drawn in "
+            + (f"{s['ready_s']:.1f} s" if s["ready_s"] is not None else "(never)")
+            + " as the class pressed Train; the first step shown "
+            + (f"{s['first_step_s']:.1f} s after their click" if s["first_step_s"] is not None else "(never)")
         )
     errors = [s["error"] for s in raw["students"] + [raw["switcher"]] if s["error"]]
     lines += [f"- browser error: {e}" for e in errors]

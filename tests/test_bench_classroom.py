@@ -9,7 +9,16 @@ import os
 import pytest
 
 from bench import classroom
-from bench.classroom import descendants, median_max, parse_status, settle_time, summarise, table, tree_usage
+from bench.classroom import (
+    descendants,
+    median_max,
+    parse_status,
+    report_lines,
+    settle_time,
+    summarise,
+    table,
+    tree_usage,
+)
 from mllm_core.training import JobSnapshot
 from ui import common
 
@@ -125,6 +134,22 @@ def test_summary_and_table_row_of_a_class_of_four():
         "| 4 (pinned) | > 120 s | 1 / 4 (1 stayed queued, 1 never loaded) | > 120 s / > 120 s | 3.0 s / > 60 s"
     )
     assert "| 0.40 s (1 failed) | 500 MiB |" in row
+
+
+def test_the_report_names_the_student_on_a_machine_of_their_own():
+    raw = raw_run([(9.5, "running"), (3.2, "running")]) | {
+        "warm_up": {"s": 11.0, "still_training": ""},
+        "shared_after_close": None,
+        "server_exit": None,
+        "server": [],
+    }
+    raw["students"][1] |= {"own_machine": True, "ready_s": 1.4}
+    lines = report_lines(raw, summarise(raw)).splitlines()
+    own = [line for line in lines if "machine of their own" in line]
+    assert own == [
+        "- the student on a machine of their own (the observer's second browser): the lab drawn in 1.4 s "
+        "as the class pressed Train; the first step shown 3.2 s after their click"
+    ]
 
 
 def test_the_observer_process_polls_health_and_reports_on_stop():
