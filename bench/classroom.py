@@ -708,10 +708,17 @@ class Observer:
     def watch_health(self, url: str) -> None:
         self._ask(cmd="health", url=url)
 
-    def during_class(self, url: str, class_end: float, student: dict | None) -> dict:
-        """The other user's switches and, with `student` ({"timeout": s, "limit": s}), the record of
-        a student on a machine of their own (`observe_class`). Blocks until the class ends (run it in a thread)."""
-        answer = self._ask(cmd="class", url=url, class_end=class_end, student=student)
+    def open_student(self, url: str, timeout: float) -> None:
+        """One of the class, on a machine of their own, opens the lab (run it in a thread, beside the
+        bench's tabs): the bench's tabs share one or two cores, so what they draw says more about
+        Chromium than about the server; this student's page does not."""
+        self._ask(cmd="open", url=url, timeout=timeout)
+
+    def during_class(self, url: str, class_end: float, limit: float) -> dict:
+        """The other user's switches and the record of the student on a machine of their own, who
+        presses Train now and is timed as the bench's tabs are (`train`). Blocks until the class ends
+        (run it in a thread)."""
+        answer = self._ask(cmd="class", url=url, class_end=class_end, limit=limit)
         return answer or {"switcher": {"load": None, "switches": []} | new_record(), "student": None}
 
     def stop(self) -> list:
@@ -725,54 +732,51 @@ class Observer:
 
 def observe(origin: float) -> int:
     """The observer's loop: answers each command of `Observer` with one JSON line."""
+    return asyncio.run(_observe(origin))
 
+
+async def _observe(origin: float) -> int:
     def clock() -> float:
         return time.monotonic() - origin
 
     health = None
-    for line in sys.stdin:
-        command = json.loads(line)
-        if command["cmd"] == "health":
-            health = Sampler(functools.partial(health_latency, command["url"]), 0.5, clock)
-            health.start()
-            answer: dict = {}
-        elif command["cmd"] == "class":
-            answer = asyncio.run(observe_class(command["url"], command["class_end"], command["student"], clock))
-        else:
-            if health is not None:
-                health.stop()
-            print(json.dumps({"health": health.samples if health else []}), flush=True)
-            return 0
-        print(json.dumps(answer), flush=True)
-    return 0
-
-
-async def observe_class(url: str, class_end: float, student: dict | None, clock: Callable[[], float]) -> dict:
-    """`other_user` in a browser of its own and, with `student`, `student_alone` in another."""
+    student = None  # (page, record) of the student on a machine of their own, once opened
     async with async_playwright() as p:
-        browsers = [
-            await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS) for _ in range(1 + bool(student))
-        ]
+        browsers: list = []  # one per user: each is a machine of its own (and, so, a group of its own)
         contexts: list = []
+
+        async def launch():
+            browsers.append(await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS))
+            return browsers[-1]
+
         try:
-            users = [other_user(browsers[0], url, class_end, clock, contexts)]
-            if student:
-                users.append(student_alone(browsers[1], url, class_end, clock, contexts, **student))
-            switcher, *own = await asyncio.gather(*users)
-            return {"switcher": switcher, "student": own[0] if own else None}
+            while line := await asyncio.to_thread(sys.stdin.readline):
+                command = json.loads(line)
+                if command["cmd"] == "health":
+                    health = Sampler(functools.partial(health_latency, command["url"]), 0.5, clock)
+                    health.start()
+                    answer: dict = {}
+                elif command["cmd"] == "open":  # with the class; their page is drawn before the barrier
+                    deadline = clock() + command["timeout"]
+                    student = await open_student(await launch(), command["url"], deadline, clock, contexts)
+                    answer = {"ready_s": student[1]["ready_s"]}
+                elif command["cmd"] == "class":
+                    url, class_end = command["url"], command["class_end"]
+                    users = [other_user(await launch(), url, class_end, clock, contexts)]
+                    if student and student[1]["ready_s"] is not None:
+                        users.append(train(*student, clock(), command["limit"], class_end, clock))
+                    switcher, *_ = await asyncio.gather(*users)
+                    answer = {"switcher": switcher, "student": student and student[1] | {"own_machine": True}}
+                else:
+                    if health is not None:
+                        health.stop()
+                    print(json.dumps({"health": health.samples if health else []}), flush=True)
+                    return 0
+                print(json.dumps(answer), flush=True)
         finally:
             await asyncio.gather(*(c.close() for c in contexts), return_exceptions=True)
             await asyncio.gather(*(b.close() for b in browsers), return_exceptions=True)
-
-
-async def student_alone(browser, url: str, class_end: float, clock, contexts: list, timeout: float, limit: float):
-    """One of the class on a machine of their own: opens the lab as the others press Train and
-    presses it as soon as the button is drawn. The bench's own tabs share one or two cores, so what
-    they draw says more about Chromium than about the server; this student's page does not."""
-    page, record = await open_student(browser, url, clock() + timeout, clock, contexts)
-    if record["ready_s"] is not None:
-        await train(page, record, clock(), limit, class_end, clock)
-    return record | {"own_machine": True}
+    return 0
 
 
 async def run_class(
@@ -789,18 +793,18 @@ async def run_class(
             try:
                 warm = await warm_up(browser, url, args.warmup, args.timeout, clock)
                 marks["open"] = clock()
-                opened = await asyncio.gather(  # one student is the observer's (`student_alone`)
-                    *(
-                        open_student(browser, url, clock() + args.timeout, clock, contexts)
-                        for _ in range(args.sessions - 1)
-                    )
+                tabs = (
+                    open_student(browser, url, clock() + args.timeout, clock, contexts)
+                    for _ in range(args.sessions - 1)
+                )
+                opened, _ = await asyncio.gather(  # one of the class is the observer's (`Observer.open_student`)
+                    asyncio.gather(*tabs), asyncio.to_thread(observer.open_student, url, args.timeout)
                 )
                 marks["click"] = t_click = clock()  # the barrier: every tab is ready (or gave up)
                 marks["click_wall"] = time.time()  # for the server log's first steps (`server_first_steps`)
                 class_end = t_click + args.duration
                 limit = min(args.timeout, args.duration)
-                alone = {"timeout": args.timeout, "limit": limit}
-                observed = asyncio.create_task(asyncio.to_thread(observer.during_class, url, class_end, alone))
+                observed = asyncio.create_task(asyncio.to_thread(observer.during_class, url, class_end, limit))
                 ready = [(page, rec) for page, rec in opened if rec["ready_s"] is not None]
                 await asyncio.gather(*(train(page, rec, t_click, limit, class_end, clock) for page, rec in ready))
                 observed = await observed
@@ -964,7 +968,7 @@ def report_lines(raw: dict, summary: dict) -> str:
         lines.append(
             "- the student on a machine of their own (the observer's second browser): the lab drawn in "
             + (f"{s['ready_s']:.1f} s" if s["ready_s"] is not None else "(never)")
-            + " as the class pressed Train; the first step shown "
+            + " (opened with the class); the first step shown "
             + (f"{s['first_step_s']:.1f} s after their click" if s["first_step_s"] is not None else "(never)")
         )
     errors = [s["error"] for s in raw["students"] + [raw["switcher"]] if s["error"]]

@@ -148,7 +148,7 @@ def test_the_report_names_the_student_on_a_machine_of_their_own():
     own = [line for line in lines if "machine of their own" in line]
     assert own == [
         "- the student on a machine of their own (the observer's second browser): the lab drawn in 1.4 s "
-        "as the class pressed Train; the first step shown 3.2 s after their click"
+        "(opened with the class); the first step shown 3.2 s after their click"
     ]
 
 
