@@ -9,7 +9,8 @@ The scenario of issue 13 ("Classroom at scale"), in real headless Chromium drive
    page with its Train button) and, at one barrier, all press **Train**. Each student's "first
    step" is the first time the job status line (`ui.common.job_status`: "running · step 12 /
    1,000 · ...") shows a step > 0; the class trains for `--duration` seconds, then every tab
-   closes;
+   closes. N - 1 of them are tabs of the bench's browser; one is a student on a machine of their
+   own, in the observer (step 3), whose page is drawn by a browser that is not starved;
 3. meanwhile one more user arrives (a timed page load of Home) and switches between Home and
    the Tokenizer through the sidebar, timing each switch until the new title is drawn and
    Streamlit's "running" indicator has gone, and `/_stcore/health` is polled every 0.5 s; both
