@@ -767,6 +767,9 @@ async def _observe(origin: float) -> int:
                     if student and student[1]["ready_s"] is not None:
                         users.append(train(*student, clock(), command["limit"], class_end, clock))
                     switcher, *_ = await asyncio.gather(*users)
+                    await asyncio.gather(
+                        *(c.close() for c in contexts), return_exceptions=True
+                    )  # with the class's tabs
                     answer = {"switcher": switcher, "student": student and student[1] | {"own_machine": True}}
                 else:
                     if health is not None:
