@@ -9,8 +9,8 @@ The scenario of issue 13 ("Classroom at scale"), in real headless Chromium drive
    page with its Train button) and, at one barrier, all press **Train**. Each student's "first
    step" is the first time the job status line (`ui.common.job_status`: "running · step 12 /
    1,000 · ...") shows a step > 0; the class trains for `--duration` seconds, then every tab
-   closes. N - 1 of them are tabs of the bench's browser; one is a student on a machine of their
-   own, in the observer (step 3), whose page is drawn by a browser that is not starved;
+   closes. With --own-student, one of them is a student on a machine of their own, in the
+   observer (step 3), whose page is drawn by a browser that is not starved;
 3. meanwhile one more user arrives (a timed page load of Home) and switches between Home and
    the Tokenizer through the sidebar, timing each switch until the new title is drawn and
    Streamlit's "running" indicator has gone, and `/_stcore/health` is polled every 0.5 s; both
@@ -799,11 +799,10 @@ async def run_class(
                 marks["open"] = clock()
                 tabs = (
                     open_student(browser, url, clock() + args.timeout, clock, contexts)
-                    for _ in range(args.sessions - 1)
+                    for _ in range(args.sessions - args.own_student)
                 )
-                opened, _ = await asyncio.gather(  # one of the class is the observer's (`Observer.open_student`)
-                    asyncio.gather(*tabs), asyncio.to_thread(observer.open_student, url, args.timeout)
-                )
+                own = asyncio.to_thread(observer.open_student, url, args.timeout) if args.own_student else None
+                opened, _ = await asyncio.gather(asyncio.gather(*tabs), own or asyncio.sleep(0))
                 marks["click"] = t_click = clock()  # the barrier: every tab is ready (or gave up)
                 marks["click_wall"] = time.time()  # for the server log's first steps (`server_first_steps`)
                 class_end = t_click + args.duration
@@ -819,7 +818,7 @@ async def run_class(
             still = await after_close(browser, url, args.timeout) if watch_s else None
         finally:
             await browser.close()
-    students = [rec for _, rec in opened] + [observed["student"] or new_student()]
+    students = [rec for _, rec in opened] + ([observed["student"] or new_student()] if args.own_student else [])
     return {"warm_up": warm, "students": students, "switcher": observed["switcher"], "shared_after_close": still}
 
 
@@ -843,6 +842,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --pin: the browsers may use both cores, at nice 19 (the server keeps core 0 first); for "
         "classes too large for one core of browsers to draw",
+    )
+    parser.add_argument(
+        "--own-student",
+        action="store_true",
+        help="one of the N students is the observer's, in a browser of its own at the observer's priority (a "
+        "machine of their own): what their page shows is not bounded by the bench's starved tabs. With --pin it "
+        "shares core 1 with the other user, whose switches then wait for it",
     )
     parser.add_argument("--duration", type=float, default=120, help="seconds the class trains before the tabs close")
     parser.add_argument(
