@@ -527,6 +527,11 @@ def new_record() -> dict:
     return {"exceptions": 0, "traceback": False, "failed": False, "error": None}
 
 
+async def close_all(closables: list) -> None:
+    """Close playwright browsers or contexts at once; one already closed (or gone) is no error."""
+    await asyncio.gather(*(c.close() for c in closables), return_exceptions=True)
+
+
 def new_student() -> dict:
     return {"ready_s": None, "click_s": None, "first_step_s": None, "first_status": None, "samples": []} | new_record()
 
@@ -767,9 +772,7 @@ async def _observe(origin: float) -> int:
                     if student and student[1]["ready_s"] is not None:
                         users.append(train(*student, clock(), command["limit"], class_end, clock))
                     switcher, *_ = await asyncio.gather(*users)
-                    await asyncio.gather(
-                        *(c.close() for c in contexts), return_exceptions=True
-                    )  # with the class's tabs
+                    await close_all(contexts)  # with the class's tabs
                     answer = {"switcher": switcher, "student": student and student[1] | {"own_machine": True}}
                 else:
                     if health is not None:
@@ -778,8 +781,8 @@ async def _observe(origin: float) -> int:
                     return 0
                 print(json.dumps(answer), flush=True)
         finally:
-            await asyncio.gather(*(c.close() for c in contexts), return_exceptions=True)
-            await asyncio.gather(*(b.close() for b in browsers), return_exceptions=True)
+            await close_all(contexts)
+            await close_all(browsers)
     return 0
 
 
@@ -812,7 +815,7 @@ async def run_class(
                 await asyncio.gather(*(train(page, rec, t_click, limit, class_end, clock) for page, rec in ready))
                 observed = await observed
             finally:
-                await asyncio.gather(*(c.close() for c in contexts), return_exceptions=True)
+                await close_all(contexts)
                 marks["closed"] = clock()
             await asyncio.sleep(watch_s)
             still = await after_close(browser, url, args.timeout) if watch_s else None
